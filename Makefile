@@ -1,0 +1,44 @@
+# Two commands for a newcomer: `make run` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+# Embedded-mode demo secrets, used only when the environment does not set them.
+export WHATSAPP_APP_SECRET ?= dev-app-secret
+export WHATSAPP_VERIFY_TOKEN ?= dev-verify-token
+export TWILIO_AUTH_TOKEN ?= dev-twilio-token
+export TWILIO_ACCOUNT_SID ?= AC00000000000000000000000000000000
+export TWILIO_WHATSAPP_NUMBER ?= whatsapp:+14155238886
+export WHATSAPP_PHONE_NUMBER_ID ?= 112233445566778
+export WHATSAPP_ACCESS_TOKEN ?= dev-access-token
+export TRUSTED_PROXY_COUNT ?= 0
+
+.PHONY: run test install lint
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## run: web (gunicorn) + worker (huey_consumer) on the embedded default; Ctrl-C stops both
+run: $(STAMP)
+	$(BIN)/flask --app wsgi db upgrade
+	$(BIN)/flask --app wsgi demo init
+	@echo "dashboard: http://127.0.0.1:$(PORT)/dashboard"
+	@echo "Meta webhook:   http://127.0.0.1:$(PORT)/api/v1/whatsapp-hardened/webhook"
+	@echo "Twilio webhook: http://127.0.0.1:$(PORT)/api/v1/whatsapp-hardened/twilio/webhook"
+	@echo "demo traffic:   $(BIN)/flask --app wsgi webhooks simulate --url http://127.0.0.1:$(PORT)"
+	@trap 'kill $$web $$worker 2>/dev/null; wait; echo stopped' INT TERM; \
+	$(BIN)/huey_consumer wsgi.huey -w 2 -k thread & worker=$$!; \
+	$(BIN)/gunicorn wsgi:app -b 127.0.0.1:$(PORT) -w 2 --access-logfile - & web=$$!; \
+	wait $$web; kill $$worker 2>/dev/null; wait
+
+## test: the whole suite (SQLite unit tests; PostgreSQL + Redis integration tests on loopback)
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .

@@ -1,0 +1,47 @@
+"""Unbound extension instances, bound to an app by ``create_app``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask_limiter import Limiter
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from huey import Huey, RedisHuey, SqliteHuey
+from sqlalchemy import MetaData
+
+# Named constraints so Alembic can alter them on SQLite (batch mode) and PostgreSQL alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=lambda: "global")
+
+
+def _make_huey() -> Huey:
+    """Huey on Redis when REDIS_URL is set, otherwise on a SQLite file under ``instance/``.
+
+    The queue is chosen from the environment because task decorators need the instance
+    at import time; neither storage connects until the first task is queued or read.
+    """
+    redis_url = os.environ.get("REDIS_URL", "").strip()
+    if redis_url:
+        return RedisHuey("khaacho", url=redis_url, utc=True)
+    default = Path(__file__).resolve().parent.parent / "instance" / "huey.db"
+    path = Path(os.environ.get("HUEY_SQLITE_PATH", "").strip() or default)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("khaacho", filename=str(path), utc=True)
+
+
+huey = _make_huey()

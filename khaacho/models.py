@@ -1,0 +1,259 @@
+"""Database tables named in the public contract."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from flask_login import UserMixin
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, UniqueConstraint
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from khaacho.extensions import db
+
+# BIGINT on PostgreSQL, but SQLite only autoincrements an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+MESSAGE_STATUSES = (
+    "queued", "processing", "completed", "failed", "dead", "rate_limited", "stale", "ignored",
+)
+REPLAYABLE_STATUSES = ("dead", "failed", "rate_limited", "stale")
+SOURCES = ("whatsapp", "twilio")
+ROLES = ("admin", "viewer")
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC (stored as naive UTC on SQLite)."""
+    return datetime.now(UTC)
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class WebhookMessage(db.Model):
+    """One row per distinct provider message, however often it was delivered."""
+
+    __tablename__ = "webhook_messages"
+    __table_args__ = (
+        UniqueConstraint("webhook_source", "message_id"),
+        CheckConstraint(f"status IN {_in(MESSAGE_STATUSES)}", name="status"),
+        Index("ix_webhook_messages_status_created_at", "status", "created_at"),
+        Index("ix_webhook_messages_phone_number_created_at", "phone_number", "created_at"),
+        Index("ix_webhook_messages_created_at", "created_at"),
+    )
+
+    id = db.Column(BigId, primary_key=True)
+    message_id = db.Column(db.String(255), nullable=False)
+    webhook_source = db.Column(db.String(16), nullable=False)
+    phone_number = db.Column(db.String(32))
+    sender_id = db.Column(db.String(128), nullable=False)  # E.164 phone, or Meta's user id
+    message_type = db.Column(db.String(32), nullable=False, default="text")
+    message_text = db.Column(db.Text)
+    payload = db.Column(db.JSON)
+    status = db.Column(db.String(16), nullable=False, default="queued")
+    response_time_ms = db.Column(db.Float)
+    duplicate_count = db.Column(db.Integer, nullable=False, default=0)
+    message_timestamp = db.Column(db.DateTime(timezone=True))
+    first_received_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    last_duplicate_at = db.Column(db.DateTime(timezone=True))
+    attempts = db.Column(db.Integer, nullable=False, default=0)
+    error_message = db.Column(db.Text)
+    error_count = db.Column(db.Integer, nullable=False, default=0)
+    request_id = db.Column(db.String(64))
+    processed_at = db.Column(db.DateTime(timezone=True))
+    updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+    order = db.relationship("Order", back_populates="message", uselist=False)
+    reply = db.relationship("OutboundMessage", back_populates="message", uselist=False)
+
+
+class WebhookSignatureLog(db.Model):
+    """Audit of webhook requests; repeated invalid ones from one IP fold into a counted row."""
+
+    __tablename__ = "webhook_signature_log"
+    __table_args__ = (
+        Index("ix_webhook_signature_log_created_at", "created_at"),
+        Index("ix_webhook_signature_log_client_ip_created_at", "client_ip", "created_at"),
+    )
+
+    id = db.Column(BigId, primary_key=True)
+    webhook_source = db.Column(db.String(16), nullable=False)
+    endpoint = db.Column(db.String(255), nullable=False)
+    is_valid = db.Column(db.Boolean, nullable=False)
+    reason = db.Column(db.String(255))
+    client_ip = db.Column(db.String(64))
+    request_count = db.Column(db.Integer, nullable=False, default=1)
+    last_seen_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class WebhookRateLimit(db.Model):
+    """Requests and blocks per sender and rate-limit window."""
+
+    __tablename__ = "webhook_rate_limits"
+    __table_args__ = (
+        UniqueConstraint("phone_number", "window_start"),
+        Index("ix_webhook_rate_limits_window_start", "window_start"),
+    )
+
+    id = db.Column(BigId, primary_key=True)
+    phone_number = db.Column(db.String(128), nullable=False)  # the sender key
+    window_start = db.Column(db.DateTime(timezone=True), nullable=False)
+    request_count = db.Column(db.Integer, nullable=False, default=0)
+    blocked_count = db.Column(db.Integer, nullable=False, default=0)
+    updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class WebhookPerformanceMetric(db.Model):
+    """Per-minute rollup of request timings for one endpoint, flushed by each web worker."""
+
+    __tablename__ = "webhook_performance_metrics"
+    __table_args__ = (
+        Index("ix_webhook_performance_metrics_bucket_start", "bucket_start"),
+        Index("ix_webhook_performance_metrics_created_at", "created_at"),
+    )
+
+    id = db.Column(BigId, primary_key=True)
+    endpoint_path = db.Column(db.String(255), nullable=False)
+    webhook_source = db.Column(db.String(16), nullable=False)
+    bucket_start = db.Column(db.DateTime(timezone=True), nullable=False)
+    request_count = db.Column(db.Integer, nullable=False, default=0)
+    success_count = db.Column(db.Integer, nullable=False, default=0)
+    total_ms = db.Column(db.Float, nullable=False, default=0.0)
+    max_ms = db.Column(db.Float, nullable=False, default=0.0)
+    histogram = db.Column(db.JSON, nullable=False, default=list)  # counts per latency bucket
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class Product(db.Model):
+    """A catalog item a shopkeeper can order."""
+
+    __tablename__ = "products"
+
+    id = db.Column(db.Integer, primary_key=True)
+    sku = db.Column(db.String(64), nullable=False, unique=True)
+    name = db.Column(db.String(255), nullable=False)
+    aliases = db.Column(db.Text, nullable=False, default="")  # separated by "|"
+    unit = db.Column(db.String(16), nullable=False)
+    price = db.Column(db.Numeric(10, 2), nullable=False)
+    active = db.Column(db.Boolean, nullable=False, default=True)
+    updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class Order(db.Model):
+    """The order made from one message; unique per message, so retries cannot double it."""
+
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_created_at", "created_at"),)
+
+    id = db.Column(BigId, primary_key=True)
+    webhook_message_id = db.Column(
+        BigId, db.ForeignKey("webhook_messages.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    phone_number = db.Column(db.String(128))
+    status = db.Column(db.String(16), nullable=False, default="received")
+    total = db.Column(db.Numeric(12, 2), nullable=False, default=0)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+    message = db.relationship("WebhookMessage", back_populates="order")
+    items = db.relationship(
+        "OrderItem", back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id"
+    )
+
+
+class OrderItem(db.Model):
+    """One line of an order; unmatched lines are kept with no product for the reply."""
+
+    __tablename__ = "order_items"
+
+    id = db.Column(BigId, primary_key=True)
+    order_id = db.Column(BigId, db.ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True)
+    product_id = db.Column(db.Integer, db.ForeignKey("products.id", ondelete="SET NULL"))
+    quantity = db.Column(db.Numeric(12, 3), nullable=False)
+    unit = db.Column(db.String(16))
+    unit_price = db.Column(db.Numeric(10, 2))
+    raw_text = db.Column(db.Text, nullable=False)
+
+    order = db.relationship("Order", back_populates="items")
+    product = db.relationship("Product")
+
+
+class OutboundMessage(db.Model):
+    """The one reply sent for a processed message, and its delivery status."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (
+        Index("ix_outbound_messages_provider_message_id", "provider_message_id"),
+        Index("ix_outbound_messages_created_at", "created_at"),
+    )
+
+    id = db.Column(BigId, primary_key=True)
+    webhook_message_id = db.Column(
+        BigId, db.ForeignKey("webhook_messages.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    provider = db.Column(db.String(16), nullable=False)
+    recipient = db.Column(db.String(128), nullable=False)
+    body = db.Column(db.Text, nullable=False)
+    provider_message_id = db.Column(db.String(255))
+    status = db.Column(db.String(16), nullable=False, default="pending")  # pending, sent, failed
+    delivery_status = db.Column(db.String(16))  # sent, delivered, read, failed (from callbacks)
+    delivery_error = db.Column(db.Text)
+    attempts = db.Column(db.Integer, nullable=False, default=0)
+    last_error = db.Column(db.Text)
+    sent_at = db.Column(db.DateTime(timezone=True))
+    updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+    message = db.relationship("WebhookMessage", back_populates="reply")
+
+
+class User(UserMixin, db.Model):
+    """An ops user: admins may act, viewers may look."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(f"role IN {_in(ROLES)}", name="role"),)
+
+    id = db.Column(db.Integer, primary_key=True)
+    email = db.Column(db.String(255), nullable=False, unique=True)
+    password_hash = db.Column(db.String(255), nullable=False)
+    role = db.Column(db.String(16), nullable=False, default="viewer")
+    active = db.Column(db.Boolean, nullable=False, default=True)
+    last_login_at = db.Column(db.DateTime(timezone=True))
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+    tokens = db.relationship("ApiToken", back_populates="user", cascade="all, delete-orphan")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class ApiToken(db.Model):
+    """A bearer token for the stats API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id = db.Column(db.Integer, primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    token_hash = db.Column(db.String(64), nullable=False, unique=True)
+    last_used_at = db.Column(db.DateTime(timezone=True))
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+    user = db.relationship("User", back_populates="tokens")
+
+    @staticmethod
+    def hash(token: str) -> str:
+        # Tokens are 256-bit random strings, so a fast unsalted hash is safe to look up by.
+        return hashlib.sha256(token.encode()).hexdigest()

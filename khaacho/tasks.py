@@ -1,0 +1,1 @@
+"""Huey tasks. Imported by ``wsgi.py`` so the consumer and the web app share one registry."""
