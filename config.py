@@ -117,7 +117,9 @@ class Config:
 
         self.MAX_CONTENT_LENGTH = 4 * 1024 * 1024
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
-        self.RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1} if self.REDIS_URL else {}
+        # Short Redis timeouts: the limiter fails open rather than holding a webhook.
+        redis_timeouts = {"socket_connect_timeout": 1, "socket_timeout": 1}
+        self.RATELIMIT_STORAGE_OPTIONS = redis_timeouts if self.REDIS_URL else {}
         self.RATELIMIT_KEY_PREFIX = "khaacho"
         self.RATELIMIT_SWALLOW_ERRORS = True
         self.RATELIMIT_HEADERS_ENABLED = False

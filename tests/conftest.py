@@ -217,7 +217,9 @@ class Process:
 
     def start(self) -> Process:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
         return self
 
     def stop(self, sig: int = 15, timeout: float = 10) -> None:

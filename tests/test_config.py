@@ -1,0 +1,84 @@
+"""Configuration is read from the environment and refuses values that cannot work."""
+
+import pytest
+
+from config import Config, ConfigError, ProductionConfig, database_url
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ["DATABASE_URL", "REDIS_URL", "SECRET_KEY", "WHATSAPP_APP_SECRET", "TWILIO_AUTH_TOKEN",
+                 "TWILIO_SKIP_VALIDATION", "WEBHOOK_RATE_LIMIT_MAX", "TASK_MAX_RETRIES"]:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_defaults_are_the_contracts(clean_env):
+    config = Config()
+    assert config.SQLALCHEMY_DATABASE_URI.startswith("sqlite:///")
+    assert config.REDIS_URL is None
+    assert config.RATELIMIT_STORAGE_URI == "memory://"
+    assert (config.WEBHOOK_RATE_LIMIT_MAX, config.WEBHOOK_RATE_LIMIT_WINDOW) == (100, 60)
+    assert config.WEBHOOK_MAX_AGE_MINUTES == 1440
+    assert (config.TASK_MAX_RETRIES, config.TASK_RETRY_BASE_SECONDS) == (5, 30)
+    assert config.WEBHOOK_RETENTION_DAYS == 30
+    assert config.TRUSTED_PROXY_COUNT == 1
+    assert config.WHATSAPP_API_URL == "https://graph.facebook.com/v21.0"
+    assert config.TWILIO_API_URL == "https://api.twilio.com"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("WEBHOOK_RATE_LIMIT_MAX", "abc", "WEBHOOK_RATE_LIMIT_MAX='abc' is not a whole number"),
+        ("WEBHOOK_RATE_LIMIT_MAX", "0", "WEBHOOK_RATE_LIMIT_MAX=0 must be at least 1"),
+        ("TASK_MAX_RETRIES", "-1", "TASK_MAX_RETRIES=-1 must be at least 0"),
+        ("TWILIO_SKIP_VALIDATION", "maybe", "TWILIO_SKIP_VALIDATION='maybe' is not a boolean"),
+    ],
+)
+def test_bad_value_names_the_variable(clean_env, name, value, message):
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        Config()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("postgres://u:p@db:5432/k", "postgresql+psycopg://u:p@db:5432/k"),
+        ("postgresql://u@db/k", "postgresql+psycopg://u@db/k"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_database_url_accepts_renders_postgres_scheme(raw, expected):
+    assert database_url(raw) == expected
+
+
+def test_app_secret_list_allows_rotation(clean_env):
+    clean_env.setenv("WHATSAPP_APP_SECRET", "new-secret, old-secret")
+    assert Config().WHATSAPP_APP_SECRETS == ["new-secret", "old-secret"]
+
+
+def test_production_refuses_to_start_without_secrets(clean_env):
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        ProductionConfig()
+    clean_env.setenv("SECRET_KEY", "s")
+    with pytest.raises(ConfigError, match="WHATSAPP_APP_SECRET or TWILIO_AUTH_TOKEN"):
+        ProductionConfig()
+
+
+def test_production_refuses_skipped_twilio_validation(clean_env):
+    clean_env.setenv("SECRET_KEY", "s")
+    clean_env.setenv("TWILIO_AUTH_TOKEN", "t")
+    clean_env.setenv("TWILIO_SKIP_VALIDATION", "true")
+    with pytest.raises(ConfigError, match="refused in production"):
+        ProductionConfig()
+
+
+def test_production_cookies_are_secure(clean_env):
+    clean_env.setenv("SECRET_KEY", "s")
+    clean_env.setenv("WHATSAPP_APP_SECRET", "a")
+    config = ProductionConfig()
+    assert config.SESSION_COOKIE_SECURE and config.SESSION_COOKIE_HTTPONLY
+    assert config.REMEMBER_COOKIE_SECURE
+    assert config.JSON_LOGS
