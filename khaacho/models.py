@@ -60,6 +60,7 @@ class WebhookMessage(db.Model):
     attempts = db.Column(db.Integer, nullable=False, default=0)
     error_message = db.Column(db.Text)
     error_count = db.Column(db.Integer, nullable=False, default=0)
+    next_attempt_at = db.Column(db.DateTime(timezone=True))  # when a `failed` message is retried
     request_id = db.Column(db.String(64))
     processed_at = db.Column(db.DateTime(timezone=True))
     updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
@@ -197,7 +198,8 @@ class OutboundMessage(db.Model):
     recipient = db.Column(db.String(128), nullable=False)
     body = db.Column(db.Text, nullable=False)
     provider_message_id = db.Column(db.String(255))
-    status = db.Column(db.String(16), nullable=False, default="pending")  # pending, sent, failed
+    # pending, sending (in flight: never resent), sent, failed (permanent), unknown (worker died mid-send)
+    status = db.Column(db.String(16), nullable=False, default="pending")
     delivery_status = db.Column(db.String(16))  # sent, delivered, read, failed (from callbacks)
     delivery_error = db.Column(db.Text)
     attempts = db.Column(db.Integer, nullable=False, default=0)
