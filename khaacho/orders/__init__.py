@@ -1,0 +1,1 @@
+"""Order parsing and product matching for WhatsApp messages."""
