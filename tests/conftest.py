@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from config import TestConfig
+from config import TestConfig, engine_options
 from khaacho import create_app
 from khaacho.extensions import db
 from khaacho.models import User
@@ -65,6 +65,7 @@ def make_config(database_url: str, **overrides) -> TestConfig:
         os.environ.setdefault(key, value)
     config = TestConfig(**overrides)
     config.SQLALCHEMY_DATABASE_URI = database_url
+    config.SQLALCHEMY_ENGINE_OPTIONS = engine_options(database_url)
     config.WHATSAPP_APP_SECRETS = [SECRETS["WHATSAPP_APP_SECRET"]]
     for key, value in SECRETS.items():
         if key != "WHATSAPP_APP_SECRET":
