@@ -48,7 +48,9 @@ def create_app(config: Config | None = None) -> Flask:
     demo.init_app(app)
     app.register_blueprint(health.bp)
 
+    from khaacho import webhooks as webhook_intake
     from khaacho.webhooks.cli import webhooks
 
+    webhook_intake.init_app(app)
     app.cli.add_command(webhooks)
     return app

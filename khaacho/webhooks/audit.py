@@ -1,0 +1,96 @@
+"""The webhook audit trail (``webhook_signature_log``), bounded against floods of forgeries.
+
+Decision: a valid request gets its own row, written in the same transaction as its messages
+(see :mod:`khaacho.webhooks.intake`). A rejected request (bad or missing signature, bad verify
+token, oversized body) is folded: all rejections from one IP for one source, endpoint and reason
+within one UTC minute share a single row whose ``request_count`` grows, so a flood adds at most
+one row per IP per minute. On top of that each IP gets :data:`INVALID_PER_IP` rejections per
+minute through the shared rate-limit storage; past it the request is answered ``429`` without
+touching the database and only counted in memory, and those counts are added to the folded row
+when the worker next flushes its metrics. A forger therefore costs us an HMAC and a Redis
+increment, never a database write per request, and valid traffic keeps its connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+
+from limits import RateLimitItemPerMinute
+from sqlalchemy import insert, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from khaacho.extensions import db
+from khaacho.models import WebhookSignatureLog, utcnow
+from khaacho.webhooks import ratelimit
+
+log = logging.getLogger(__name__)
+INVALID_PER_IP = RateLimitItemPerMinute(60)
+_table = WebhookSignatureLog.__table__
+
+# (source, endpoint, ip, reason, minute) -> rejected requests not yet written
+_suppressed: Counter[tuple[str, str, str | None, str, datetime]] = Counter()
+_lock = threading.Lock()
+
+
+def valid_row(source: str, endpoint: str, client_ip: str | None, reason: str | None,
+              now: datetime) -> dict:
+    """The audit row of one accepted request."""
+    return {"webhook_source": source, "endpoint": endpoint[:255], "is_valid": True,
+            "reason": reason, "client_ip": (client_ip or "")[:64] or None, "request_count": 1,
+            "last_seen_at": now, "created_at": now}
+
+
+def insert_valid(conn: Connection, source: str, endpoint: str, client_ip: str | None,
+                 reason: str | None) -> None:
+    """Write the audit row of one accepted request that carried nothing to store."""
+    conn.execute(insert(_table).values(valid_row(source, endpoint, client_ip, reason, utcnow())))
+
+
+def reject(source: str, endpoint: str, client_ip: str | None, reason: str) -> bool:
+    """Audit one rejected request; False when this IP is over its allowance (answer 429)."""
+    ip = (client_ip or "")[:64] or None
+    now = utcnow()
+    minute = now.replace(second=0, microsecond=0)
+    count = ratelimit.add(INVALID_PER_IP, "webhook-invalid", ip or "-")
+    if count is not None and count > INVALID_PER_IP.amount:
+        with _lock:
+            _suppressed[(source, endpoint[:255], ip, reason, minute)] += 1
+        return False
+    try:
+        with db.engine.begin() as conn:
+            _fold(conn, source, endpoint[:255], ip, reason, minute, 1, now)
+    except SQLAlchemyError as exc:
+        # The answer to a forged request does not depend on the database.
+        log.warning("could not audit a rejected webhook: %s", type(exc).__name__)
+    return True
+
+
+def _fold(conn: Connection, source: str, endpoint: str, ip: str | None, reason: str,
+          minute: datetime, count: int, now: datetime) -> None:
+    t = _table.c
+    end = minute + timedelta(minutes=1)
+    folded = conn.execute(
+        update(_table)
+        .where(t.client_ip == ip, t.is_valid.is_(False), t.webhook_source == source,
+               t.endpoint == endpoint, t.reason == reason,
+               t.created_at >= minute, t.created_at < end)
+        .values(request_count=t.request_count + count, last_seen_at=now)
+    ).rowcount
+    if not folded:
+        conn.execute(insert(_table).values(
+            webhook_source=source, endpoint=endpoint, is_valid=False, reason=reason, client_ip=ip,
+            request_count=count, last_seen_at=now, created_at=now if now < end else minute))
+
+
+def flush_suppressed(conn: Connection) -> None:
+    """Add the in-memory counts of over-allowance rejections to their folded rows."""
+    with _lock:
+        pending = dict(_suppressed)
+        _suppressed.clear()
+    now = utcnow()
+    for (source, endpoint, ip, reason, minute), count in pending.items():
+        _fold(conn, source, endpoint, ip, reason, minute, count, now)

@@ -1,0 +1,236 @@
+"""The record step both providers share: replay window, rate limit, dedup, audit, commit, enqueue.
+
+One request is one database transaction (on PostgreSQL one statement: the audit row, the
+rate-limit counters and the status updates ride as CTEs on the message upsert), committed before
+anything is queued, so a ``200`` always means stored and a failure leaves nothing partial.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from flask import current_app, g
+from limits import RateLimitItemPerMinute
+from sqlalchemy import Executable, case, func, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from khaacho.extensions import db
+from khaacho.models import OutboundMessage, WebhookMessage, WebhookRateLimit, utcnow
+from khaacho.webhooks import audit, ratelimit
+from khaacho.webhooks.meta import Events, InboundMessage, StatusUpdate
+
+log = logging.getLogger(__name__)
+FUTURE_TOLERANCE_SECONDS = 300
+LIMITER_DOWN_REASON = "rate limiter unavailable, failed open"
+# Delivery statuses in the order they can happen; a callback never moves a message backwards,
+# so a late "delivered" after "read" changes nothing and repeats are no-ops.
+DELIVERY_RANK = {
+    "accepted": 1, "scheduled": 1, "queued": 1, "sending": 2, "sent": 3,
+    "delivered": 4, "undelivered": 4, "failed": 4, "read": 5,
+}
+_messages = WebhookMessage.__table__
+_outbound = OutboundMessage.__table__
+_rate_limits = WebhookRateLimit.__table__
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+class StorageUnavailable(RuntimeError):
+    """The database did not take the request; nothing of it was kept."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one request did: new rows, duplicates, rows queued for processing."""
+
+    stored: int = 0
+    duplicates: int = 0
+    queued: list[int] = field(default_factory=list)
+
+
+def record(source: str, events: Events, client_ip: str | None, endpoint: str,
+           started: float, reason: str | None = None) -> Outcome:
+    """Store a verified request's messages and statuses in one transaction, then queue the new ones.
+
+    Raises :class:`StorageUnavailable` when the database fails; the caller answers ``503``.
+    """
+    config = current_app.config
+    now = utcnow()
+    messages = _distinct(events.messages)
+    statuses = _classify(messages, now.timestamp(), config["WEBHOOK_MAX_AGE_MINUTES"] * 60)
+    blocked_rows, limiter_down = _apply_rate_limit(messages, statuses, config, now)
+    if limiter_down:
+        reason = reason or LIMITER_DOWN_REASON
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    request_id = g.get("request_id")
+    rows = [_row(source, m, statuses[m.message_id], now, elapsed_ms, request_id) for m in messages]
+
+    side: list[Executable] = [
+        insert(audit._table).values(audit.valid_row(source, endpoint, client_ip, reason, now))
+    ]
+    dialect = db.engine.dialect.name
+    upsert = _INSERTS.get(dialect, postgresql.insert)
+    if blocked_rows:
+        side.append(_rate_limit_upsert(upsert, dialect, blocked_rows))
+    status_update = _status_update(events.statuses)
+    if status_update is not None:
+        side.append(status_update)
+    main = _message_upsert(upsert, rows, now) if rows else side.pop()
+
+    try:
+        with db.engine.begin() as conn:
+            if dialect == "postgresql":
+                main = main.add_cte(*(stmt.cte(f"side_{i}") for i, stmt in enumerate(side)))
+            else:
+                for stmt in side:
+                    conn.execute(stmt)
+            result = conn.execute(main).all() if rows else conn.execute(main)
+    except SQLAlchemyError as exc:
+        log.warning("webhook not stored, answering 503: %s: %s", type(exc).__name__, exc)
+        raise StorageUnavailable(str(exc)) from exc
+
+    outcome = Outcome()
+    if rows:
+        for row_id, duplicate_count, status in result:
+            if duplicate_count:
+                outcome.duplicates += 1
+            else:
+                outcome.stored += 1
+                if status == "queued":
+                    outcome.queued.append(row_id)
+        _enqueue(outcome.queued)
+    return outcome
+
+
+def _distinct(messages: list[InboundMessage]) -> list[InboundMessage]:
+    # Within one request a message id counts once; ON CONFLICT cannot touch a row twice.
+    seen: dict[str, InboundMessage] = {}
+    for message in messages:
+        seen.setdefault(message.message_id, message)
+    return list(seen.values())
+
+
+def _classify(messages: list[InboundMessage], now: float, max_age: int) -> dict[str, str]:
+    statuses = {}
+    for m in messages:
+        if m.ignored:
+            statuses[m.message_id] = "ignored"
+        elif m.timestamp is not None and not (
+            now - max_age <= m.timestamp <= now + FUTURE_TOLERANCE_SECONDS
+        ):
+            statuses[m.message_id] = "stale"
+        else:
+            statuses[m.message_id] = "queued"
+    return statuses
+
+
+def _apply_rate_limit(messages: list[InboundMessage], statuses: dict[str, str], config,
+                      now: datetime) -> tuple[list[dict], bool]:
+    """Count each sender's new messages; mark those over the limit. Returns rate-limit rows, limiter down."""
+    by_sender: dict[str, list[InboundMessage]] = {}
+    for m in messages:
+        if statuses[m.message_id] == "queued":
+            by_sender.setdefault(m.sender_id, []).append(m)
+    if not by_sender:
+        return [], False
+    limit = RateLimitItemPerMinute(config["WEBHOOK_RATE_LIMIT_MAX"], config["WEBHOOK_RATE_LIMIT_WINDOW"])
+    window = limit.get_expiry()
+    window_start = datetime.fromtimestamp(int(now.timestamp()) // window * window, UTC)
+    blocked_rows, down = [], False
+    for sender, sent in by_sender.items():
+        count = ratelimit.add(limit, "webhook-sender", sender, amount=len(sent))
+        if count is None:
+            down = True
+            continue
+        allowed = max(0, limit.amount - (count - len(sent)))
+        over = sent[allowed:]
+        for m in over:
+            statuses[m.message_id] = "rate_limited"
+        if over:
+            blocked_rows.append({"phone_number": sender, "window_start": window_start,
+                                 "request_count": count, "blocked_count": len(over), "updated_at": now})
+    return blocked_rows, down
+
+
+def _row(source: str, m: InboundMessage, status: str, now: datetime, elapsed_ms: float,
+         request_id: str | None) -> dict:
+    plausible = m.timestamp is not None and 0 < m.timestamp < 253402300799
+    return {
+        "message_id": m.message_id, "webhook_source": source, "phone_number": m.phone_number,
+        "sender_id": m.sender_id, "message_type": m.message_type, "message_text": m.text,
+        "payload": m.payload, "status": status, "response_time_ms": round(elapsed_ms, 3),
+        "duplicate_count": 0,
+        "message_timestamp": datetime.fromtimestamp(m.timestamp, UTC) if plausible else None,
+        "first_received_at": now, "attempts": 0, "error_count": 0, "request_id": request_id,
+        "updated_at": now, "created_at": now,
+    }
+
+
+def _message_upsert(upsert, rows: list[dict], now: datetime):
+    stmt = upsert(_messages).values(rows)
+    return stmt.on_conflict_do_update(
+        index_elements=["webhook_source", "message_id"],
+        set_={"duplicate_count": _messages.c.duplicate_count + 1, "last_duplicate_at": now},
+    ).returning(_messages.c.id, _messages.c.duplicate_count, _messages.c.status)
+
+
+def _rate_limit_upsert(upsert, dialect: str, rows: list[dict]):
+    stmt = upsert(_rate_limits).values(rows)
+    largest = func.greatest if dialect == "postgresql" else func.max
+    return stmt.on_conflict_do_update(
+        index_elements=["phone_number", "window_start"],
+        set_={
+            "request_count": largest(_rate_limits.c.request_count, stmt.excluded.request_count),
+            "blocked_count": _rate_limits.c.blocked_count + stmt.excluded.blocked_count,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+
+
+def _status_update(updates: list[StatusUpdate]):
+    """One UPDATE moving each matching outbound message forward to its newest known status, or None."""
+    best: dict[str, StatusUpdate] = {}
+    for u in updates:
+        rank = DELIVERY_RANK.get(u.status)
+        current = best.get(u.provider_message_id)
+        if rank is not None and (current is None or rank > DELIVERY_RANK[current.status]):
+            best[u.provider_message_id] = u
+    if not best:
+        return None
+    pid = _outbound.c.provider_message_id
+    current_rank = func.coalesce(case(DELIVERY_RANK, value=_outbound.c.delivery_status), 0)
+    new_status = case({k: u.status for k, u in best.items()}, value=pid)
+    new_rank = case({k: DELIVERY_RANK[u.status] for k, u in best.items()}, value=pid)
+    return (
+        update(_outbound)
+        .where(pid.in_(list(best)), current_rank < new_rank)
+        .values(delivery_status=new_status,
+                delivery_error=case({k: u.error for k, u in best.items()}, value=pid,
+                                    else_=_outbound.c.delivery_error))
+    )
+
+
+def _enqueue(ids: list[int]) -> None:
+    """Queue each committed message; a queue outage leaves it ``queued`` for the periodic sweep."""
+    if not ids:
+        return
+    from khaacho.tasks import process_message
+
+    for row_id in ids:
+        try:
+            process_message(row_id)
+        except Exception as exc:  # Redis down or any queue error: the sweep picks the row up
+            log.warning("could not queue message %s, left for the sweep: %s: %s",
+                        row_id, type(exc).__name__, exc)
+
+
+def insert_audit_only(source: str, endpoint: str, client_ip: str | None, reason: str) -> None:
+    """Audit a verified request that carried nothing to store (e.g. malformed JSON)."""
+    try:
+        with db.engine.begin() as conn:
+            audit.insert_valid(conn, source, endpoint, client_ip, reason)
+    except SQLAlchemyError as exc:
+        log.warning("could not audit a webhook: %s", type(exc).__name__)

@@ -1,0 +1,43 @@
+"""Counting on Flask-Limiter's storage (Redis in production, memory embedded), failing open.
+
+The manual checks bypass Flask-Limiter's ``swallow_errors`` and ``key_prefix``, so both are done
+here: keys start with ``khaacho``, and a storage error lets the request through, logs a warning,
+is counted in :data:`failures`, and keeps the limiter skipped for a few seconds so an unreachable
+Redis costs one timeout per process per pause rather than one per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from limits import RateLimitItem
+
+from khaacho.extensions import limiter
+
+log = logging.getLogger(__name__)
+PAUSE_AFTER_FAILURE_SECONDS = 5.0
+
+failures = 0
+_paused_until = 0.0
+
+
+def add(item: RateLimitItem, *key: str, amount: int = 1) -> int | None:
+    """Add ``amount`` hits to ``key``'s fixed window; the count after, or None when the storage is down."""
+    global failures, _paused_until
+    if time.monotonic() < _paused_until:
+        failures += 1
+        return None
+    try:
+        return int(limiter.storage.incr(item.key_for("khaacho", *key), item.get_expiry(), amount=amount))
+    except Exception as exc:  # any storage error (Redis down, timeout): fail open
+        failures += 1
+        _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
+        log.warning("rate limiter unavailable, failing open for %ss: %s: %s",
+                    PAUSE_AFTER_FAILURE_SECONDS, type(exc).__name__, exc)
+        return None
+
+
+def available() -> bool:
+    """False while the limiter is paused after a storage failure."""
+    return time.monotonic() >= _paused_until
