@@ -27,6 +27,8 @@ _MEASURES = {
 }
 _DEVANAGARI_FOLD = str.maketrans({"ी": "ि", "ू": "ु", "ँ": "ं", "़": None, "\u200c": None, "\u200d": None})
 _MAX_WINDOW = 4
+# "bhatmas ko tel" is "bhatmas tel"; "तोरीको" written as one word keeps its "को".
+_JOINERS = frozenset({"ko", "of", "को"})
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,8 @@ def _fold_word(word: str) -> str:
 
 
 def match_key(text: str) -> str:
-    """The form names and aliases are compared in: normalised, plurals and spelling variants folded."""
-    return " ".join(_fold_word(word) for word in normalize(text).split())
+    """The form names and aliases are compared in: normalised, "ko"/"of" dropped, spelling variants folded."""
+    return " ".join(_fold_word(word) for word in normalize(text).split() if word not in _JOINERS)
 
 
 def _field(product: Any, name: str) -> Any:
@@ -123,15 +125,13 @@ class Catalog:
             self._keys_by_initial.setdefault(key[0], []).append(key)
         # A one-word key that also appears inside another product's phrase ("dal" in "mas dal") is generic:
         # when a line holds both, the specific one wins.
+        phrase_owners: dict[str, set[str]] = {}
+        for key, product in self._exact.items():
+            for word in key.split() if " " in key else ():
+                phrase_owners.setdefault(word, set()).add(product.sku)
         self._generic = {
-            key
-            for key, product in self._exact.items()
-            if " " not in key
-            and any(key in other.split() for other, owner in self._exact.items() if owner is not product)
+            key for key, product in self._exact.items() if phrase_owners.get(key, set()) - {product.sku}
         }
-
-    def __len__(self) -> int:
-        return len({product.sku for product in self._exact.values()})
 
     def find(self, name: str) -> Product | None:
         """The product a name means: exact alias, else the longest alias inside it, else a near spelling."""
@@ -196,7 +196,7 @@ def _unpack(
         return count, unit or product_unit
     if unit == "dozen":
         count *= 12
-    return count * size, size_unit
+    return round(count * size, 6), size_unit
 
 
 def _allowed_edits(length: int) -> int:

@@ -155,7 +155,7 @@ def _unit_at(tokens: list[str], i: int) -> tuple[str | None, int]:
 
 
 def _scan(tokens: list[str]) -> list[tuple[str, Any]]:
-    """Classify tokens into quantities ("q", [qty, unit]), words ("w", str) and fillers ("f", str)."""
+    """Classify tokens: quantities ("q", (qty, unit)), words ("w"), fillers ("f") and multipliers ("x")."""
     out: list[tuple[str, Any]] = []
     i, n = 0, len(tokens)
     while i < n:
@@ -250,8 +250,8 @@ def _chunks(items: list[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
         if not quantity_first and item[0] == "q":
             chunks.append([])
     chunks = [chunk for chunk in chunks if chunk]
-    if quantity_first and len(chunks) == 2 and not any(kind == "w" for kind, _ in chunks[1]):
-        # "5 ltr sunflower oil 2 wota": the trailing count belongs to the one item.
+    if quantity_first and len(chunks) == 2 and all(v in _LINKERS for k, v in chunks[1] if k == "w"):
+        # "5 ltr sunflower oil 2 wota", "10 packet chini 1 kg wala": the trailing quantity is the same item's.
         return [chunks[0] + chunks[1]]
     return chunks
 
