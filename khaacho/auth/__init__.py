@@ -10,7 +10,9 @@ from khaacho.models import User
 
 
 def init_app(app: Flask) -> None:
-    """Wire Flask-Login and register the ``users`` CLI group."""
+    """Wire Flask-Login, the login routes and the ``users`` CLI group."""
+    from khaacho.auth import views
+
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"
 
@@ -18,4 +20,5 @@ def init_app(app: Flask) -> None:
     def _load_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id)) if user_id.isdigit() else None
 
+    views.init_app(app)
     app.cli.add_command(cli.users)

@@ -1,0 +1,386 @@
+"""Webhook statistics: the one module the dashboard, the JSON stats API and the CLI all read.
+
+Every query is a range scan on an indexed ``created_at``/``bucket_start``/``window_start``
+column, so its cost follows the window asked for, not the size of the table.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import case, func, select
+
+from khaacho.extensions import db, limiter
+from khaacho.models import (
+    WebhookMessage,
+    WebhookPerformanceMetric,
+    WebhookRateLimit,
+    WebhookSignatureLog,
+)
+
+# Upper bounds (ms) of the latency buckets in ``webhook_performance_metrics.histogram``: the
+# histogram is a list of len(LATENCY_BUCKETS_MS) + 1 counts; count i is for requests that took
+# at most LATENCY_BUCKETS_MS[i] (and more than the bound before it); the last count is for
+# requests slower than the last bound. Use ``latency_bucket(ms)`` to find the index.
+LATENCY_BUCKETS_MS: tuple[float, ...] = (10, 25, 50, 100, 250, 500, 1000, 1500, 2500, 5000, 10000)
+
+SOURCES = ("all", "whatsapp", "twilio")
+MAX_HOURS = 720
+HEALTH_WINDOW = timedelta(minutes=15)
+# An IP sending this many invalid requests within one hour is probing, not misconfigured.
+SUSPICIOUS_IP_THRESHOLD = 5
+ACK_ALERT_MS = 1500.0
+DUPLICATE_ALERT_RATE = 0.10
+ERROR_ALERT_RATE = 0.05
+QUEUE_WARN_SECONDS = 60
+QUEUE_ALERT_SECONDS = 300
+TOP_LIMIT = 10
+
+
+def latency_bucket(ms: float) -> int:
+    """Index of the histogram bucket a request that took ``ms`` milliseconds belongs to."""
+    return bisect.bisect_left(LATENCY_BUCKETS_MS, ms)
+
+
+def histogram_percentile(counts: Sequence[int], q: float, max_ms: float) -> float | None:
+    """Estimate the q-quantile (0..1) from bucket counts, interpolating inside the bucket."""
+    total = sum(counts)
+    if not total:
+        return None
+    rank = q * total
+    seen = 0
+    for index, count in enumerate(counts):
+        if count and seen + count >= rank:
+            lower = LATENCY_BUCKETS_MS[index - 1] if index else 0.0
+            upper = LATENCY_BUCKETS_MS[index] if index < len(LATENCY_BUCKETS_MS) else max(max_ms, lower)
+            value = lower + (upper - lower) * (rank - seen) / count
+            return round(min(value, max_ms) if max_ms > 0 else value, 2)
+        seen += count
+    return round(max_ms, 2)
+
+
+def window_start(hours: int, now: datetime | None = None) -> datetime:
+    """The start of a window covering the last ``hours`` hours."""
+    return (now or datetime.now(UTC)) - timedelta(hours=hours)
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def hour_of(column):
+    """SQL expression truncating a timestamp column to its UTC hour, on PostgreSQL and SQLite."""
+    if _dialect() == "postgresql":
+        return func.date_trunc("hour", func.timezone("UTC", column))
+    return func.strftime("%Y-%m-%d %H:00:00", column)
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _hour_iso(value: datetime | str) -> str:
+    return _as_utc(value).replace(minute=0, second=0, microsecond=0).isoformat()
+
+
+def _round(value: Any, digits: int = 2) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _source_filter(column, source: str) -> list:
+    return [] if source == "all" else [column == source]
+
+
+def processing(since: datetime, source: str = "all") -> list[dict]:
+    """Messages received since ``since`` by source and status, with timings and counts."""
+    m = WebhookMessage
+    rows = db.session.execute(
+        select(
+            m.webhook_source, m.status, func.count(),
+            func.avg(m.response_time_ms), func.max(m.response_time_ms),
+            func.sum(m.duplicate_count), func.sum(m.error_count),
+        )
+        .where(m.created_at >= since, *_source_filter(m.webhook_source, source))
+        .group_by(m.webhook_source, m.status)
+        .order_by(m.webhook_source, func.count().desc())
+    )
+    return [
+        {
+            "webhook_source": src, "status": status, "message_count": count,
+            "avg_response_time_ms": _round(avg), "max_response_time_ms": _round(peak),
+            "total_duplicates": int(dups or 0), "total_errors": int(errors or 0),
+        }
+        for src, status, count, avg, peak, dups, errors in rows
+    ]
+
+
+def messages_per_hour(since: datetime, source: str = "all") -> list[dict]:
+    """Messages per hour, and how many of them failed or died, for the processing chart."""
+    m = WebhookMessage
+    hour = hour_of(m.created_at)
+    problem = case((m.status.in_(("failed", "dead")), 1), else_=0)
+    rows = db.session.execute(
+        select(hour, func.count(), func.sum(problem))
+        .where(m.created_at >= since, *_source_filter(m.webhook_source, source))
+        .group_by(hour).order_by(hour)
+    )
+    return [{"hour": _hour_iso(h), "message_count": n, "problem_count": int(p or 0)} for h, n, p in rows]
+
+
+def security(since: datetime, source: str = "all") -> list[dict]:
+    """Webhook requests per hour: valid and invalid signatures, and suspicious ones.
+
+    A request is suspicious when it is invalid and its IP sent at least
+    ``SUSPICIOUS_IP_THRESHOLD`` invalid requests in that hour. Folded rows count
+    ``request_count`` times.
+    """
+    log = WebhookSignatureLog
+    hour = hour_of(log.created_at)
+    where = [log.created_at >= since, *_source_filter(log.webhook_source, source)]
+    invalid_count = case((log.is_valid.is_(False), log.request_count), else_=0)
+    rows = db.session.execute(
+        select(hour, func.sum(log.request_count), func.sum(invalid_count))
+        .where(*where).group_by(hour).order_by(hour)
+    ).all()
+    per_ip = (
+        select(hour.label("hour"), func.sum(log.request_count).label("n"))
+        .where(*where, log.is_valid.is_(False))
+        .group_by(hour, log.client_ip)
+        .having(func.sum(log.request_count) >= SUSPICIOUS_IP_THRESHOLD)
+        .subquery()
+    )
+    suspicious = {
+        _hour_iso(h): int(n)
+        for h, n in db.session.execute(select(per_ip.c.hour, func.sum(per_ip.c.n)).group_by(per_ip.c.hour))
+    }
+    result = []
+    for h, total, invalid in rows:
+        key = _hour_iso(h)
+        total, invalid = int(total or 0), int(invalid or 0)
+        result.append({
+            "hour": key, "total_requests": total, "valid_signatures": total - invalid,
+            "invalid_signatures": invalid, "suspicious_requests": suspicious.get(key, 0),
+        })
+    return result
+
+
+def suspicious_sources(since: datetime, source: str = "all") -> list[dict]:
+    """The client IPs that sent the most invalid webhook requests since ``since``."""
+    log = WebhookSignatureLog
+    total = func.sum(log.request_count)
+    rows = db.session.execute(
+        select(log.client_ip, total, func.max(log.last_seen_at), func.max(log.reason))
+        .where(log.created_at >= since, log.is_valid.is_(False), *_source_filter(log.webhook_source, source))
+        .group_by(log.client_ip).order_by(total.desc()).limit(TOP_LIMIT)
+    )
+    return [
+        {"client_ip": ip or "unknown", "invalid_requests": int(n), "last_seen_at": _as_utc(seen).isoformat(),
+         "reason": reason}
+        for ip, n, seen, reason in rows
+    ]
+
+
+def _empty_histogram() -> list[int]:
+    return [0] * (len(LATENCY_BUCKETS_MS) + 1)
+
+
+def _add_histogram(into: list[int], counts: Any) -> None:
+    if isinstance(counts, list):
+        for index, count in enumerate(counts[: len(into)]):
+            into[index] += int(count or 0)
+
+
+def _performance_groups(since: datetime, source: str, by_hour: bool) -> dict[tuple[str, str], dict]:
+    pm = WebhookPerformanceMetric
+    rows = db.session.execute(
+        select(pm.endpoint_path, pm.bucket_start, pm.request_count, pm.success_count, pm.total_ms,
+               pm.max_ms, pm.histogram)
+        .where(pm.bucket_start >= since, *_source_filter(pm.webhook_source, source))
+    )
+    groups: dict[tuple[str, str], dict] = defaultdict(
+        lambda: {"count": 0, "ok": 0, "total_ms": 0.0, "max_ms": 0.0, "histogram": _empty_histogram()}
+    )
+    for path, bucket, count, ok, total_ms, max_ms, histogram in rows:
+        group = groups[(path, _hour_iso(bucket) if by_hour else "")]
+        group["count"] += count
+        group["ok"] += ok
+        group["total_ms"] += total_ms
+        group["max_ms"] = max(group["max_ms"], max_ms)
+        _add_histogram(group["histogram"], histogram)
+    return groups
+
+
+def _timings(group: dict) -> dict:
+    count = group["count"]
+    return {
+        "request_count": count,
+        "avg_response_time_ms": _round(group["total_ms"] / count) if count else None,
+        "p95_response_time_ms": histogram_percentile(group["histogram"], 0.95, group["max_ms"]),
+        "p99_response_time_ms": histogram_percentile(group["histogram"], 0.99, group["max_ms"]),
+        "success_rate": _round(100.0 * group["ok"] / count) if count else None,
+    }
+
+
+def performance(since: datetime, source: str = "all") -> list[dict]:
+    """Requests per hour and endpoint: count, average, p95, p99 and success rate (percent)."""
+    groups = _performance_groups(since, source, by_hour=True)
+    return [
+        {"endpoint_path": path, "hour": hour, **_timings(group)}
+        for (path, hour), group in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0]))
+    ]
+
+
+def performance_summary(since: datetime, source: str = "all") -> list[dict]:
+    """The same figures per endpoint over the whole window, plus the slowest request."""
+    groups = _performance_groups(since, source, by_hour=False)
+    return [
+        {"endpoint_path": path, **_timings(group), "max_response_time_ms": _round(group["max_ms"])}
+        for (path, _), group in sorted(groups.items())
+    ]
+
+
+def ack_percentile(since: datetime, source: str = "all", q: float = 0.95) -> tuple[int, float | None]:
+    """Requests since ``since`` over all endpoints, and their q-quantile acknowledgement time."""
+    pm = WebhookPerformanceMetric
+    histogram, count, peak = _empty_histogram(), 0, 0.0
+    for n, max_ms, counts in db.session.execute(
+        select(pm.request_count, pm.max_ms, pm.histogram)
+        .where(pm.bucket_start >= since, *_source_filter(pm.webhook_source, source))
+    ):
+        count += n
+        peak = max(peak, max_ms)
+        _add_histogram(histogram, counts)
+    return count, histogram_percentile(histogram, q, peak)
+
+
+def rate_limits(since: datetime) -> list[dict]:
+    """The senders with the most blocked, then most, requests in windows overlapping ``since``."""
+    rl = WebhookRateLimit
+    window = timedelta(minutes=current_app.config["WEBHOOK_RATE_LIMIT_WINDOW"])
+    requests, blocked = func.sum(rl.request_count), func.sum(rl.blocked_count)
+    rows = db.session.execute(
+        select(rl.phone_number, requests, blocked, func.max(rl.updated_at))
+        .where(rl.window_start > since - window)
+        .group_by(rl.phone_number).order_by(blocked.desc(), requests.desc(), rl.phone_number)
+        .limit(TOP_LIMIT)
+    )
+    return [
+        {"phone_number": phone, "request_count": int(n), "blocked_count": int(b),
+         "last_seen_at": _as_utc(seen).isoformat()}
+        for phone, n, b, seen in rows
+    ]
+
+
+def queue(now: datetime | None = None) -> dict:
+    """Messages waiting for a worker: queued, processing, failed (awaiting retry), and the oldest."""
+    m = WebhookMessage
+    counts = dict(db.session.execute(
+        select(m.status, func.count())
+        .where(m.status.in_(("queued", "processing", "failed"))).group_by(m.status)
+    ).all())
+    oldest = db.session.scalar(select(func.min(m.created_at)).where(m.status == "queued"))
+    age = ((now or datetime.now(UTC)) - _as_utc(oldest)).total_seconds() if oldest else None
+    return {
+        "queued": counts.get("queued", 0), "processing": counts.get("processing", 0),
+        "failed": counts.get("failed", 0),
+        "oldest_queued_age_seconds": None if age is None else max(age, 0.0),
+    }
+
+
+def all_stats(source: str = "all", hours: int = 24) -> dict:
+    """The four sections of the stats API, for the last ``hours`` hours."""
+    since = window_start(hours)
+    return {
+        "processing": processing(since, source),
+        "security": security(since, source),
+        "performance": performance(since, source),
+        "rate_limits": rate_limits(since),
+    }
+
+
+def limiter_state() -> str:
+    """``redis``, ``memory`` (per process, embedded mode) or ``failing open`` (store unreachable)."""
+    if not current_app.config.get("REDIS_URL"):
+        return "memory"
+    try:
+        return "redis" if limiter.storage.check() else "failing open"
+    except Exception:  # any storage error means requests are let through unchecked
+        return "failing open"
+
+
+def _tile(key: str, label: str, value: str, state: str, detail: str) -> dict:
+    return {"key": key, "label": label, "value": value, "state": state, "detail": detail}
+
+
+def _rate_state(rate: float | None, alert: float) -> str:
+    if rate is None:
+        return "idle"
+    return "alert" if rate > alert else "warn" if rate > alert / 2 else "ok"
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f} %"
+
+
+def format_age(seconds: float | None) -> str:
+    """A short human age: ``45 s``, ``12 min``, ``3 h``."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def health(source: str = "all", now: datetime | None = None) -> list[dict]:
+    """The health tiles operators alert on, over the last 15 minutes, each with a state."""
+    now = now or datetime.now(UTC)
+    since = now - HEALTH_WINDOW
+    rows = processing(since, source)
+    received = sum(r["message_count"] for r in rows)
+    by_status: dict[str, int] = defaultdict(int)
+    for row in rows:
+        by_status[row["status"]] += row["message_count"]
+    duplicates = sum(r["total_duplicates"] for r in rows)
+    dup_rate = duplicates / (received + duplicates) if received else None
+    err_rate = (by_status["failed"] + by_status["dead"]) / received if received else None
+    requests, ack_p95 = ack_percentile(since, source)
+    invalid = sum(r["invalid_signatures"] for r in security(since, source))
+    blocked = by_status["rate_limited"]
+    waiting = queue(now)
+    age = waiting["oldest_queued_age_seconds"]
+    limiter_mode = limiter_state()
+    tiles = [
+        _tile("ack", "Ack time p95", "—" if ack_p95 is None else f"{ack_p95:.0f} ms",
+              "idle" if ack_p95 is None else "alert" if ack_p95 > ACK_ALERT_MS
+              else "warn" if ack_p95 > ACK_ALERT_MS * 2 / 3 else "ok",
+              f"{requests} requests; alert above {ACK_ALERT_MS / 1000:.1f} s"),
+        _tile("duplicates", "Duplicate rate", _percent(dup_rate), _rate_state(dup_rate, DUPLICATE_ALERT_RATE),
+              f"{duplicates} redeliveries; alert above {DUPLICATE_ALERT_RATE:.0%}"),
+        _tile("errors", "Error rate", _percent(err_rate), _rate_state(err_rate, ERROR_ALERT_RATE),
+              f"{by_status['failed']} failed, {by_status['dead']} dead of {received}; "
+              f"alert above {ERROR_ALERT_RATE:.0%}"),
+        _tile("blocked", "Rate-limit blocks", str(blocked), "warn" if blocked else "ok",
+              "messages held back from over-eager senders"),
+        _tile("invalid", "Invalid signatures", str(invalid),
+              "alert" if invalid >= 4 * SUSPICIOUS_IP_THRESHOLD else "warn" if invalid else "ok",
+              "forged or misconfigured webhook requests"),
+        _tile("queue", "Queue", f"{waiting['queued']} queued",
+              "ok" if age is None or age <= QUEUE_WARN_SECONDS
+              else "warn" if age <= QUEUE_ALERT_SECONDS else "alert",
+              f"oldest {format_age(age)}; {waiting['processing']} processing, "
+              f"{waiting['failed']} awaiting retry"),
+        _tile("limiter", "Rate limiter", limiter_mode,
+              "alert" if limiter_mode == "failing open" else "ok",
+              "Redis unreachable: senders are not limited" if limiter_mode == "failing open"
+              else "shared across workers" if limiter_mode == "redis" else "in memory, per process"),
+    ]
+    return tiles
