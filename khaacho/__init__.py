@@ -53,4 +53,8 @@ def create_app(config: Config | None = None) -> Flask:
 
     webhook_intake.init_app(app)
     app.cli.add_command(webhooks)
+
+    from khaacho.processing import cli as processing_cli
+
+    processing_cli.init_app(app)
     return app

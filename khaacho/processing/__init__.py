@@ -1,0 +1,1 @@
+"""Background processing of received messages: orders, replies, retries, sweep, replay and cleanup."""

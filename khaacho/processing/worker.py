@@ -1,0 +1,189 @@
+"""One received message becomes at most one order and one reply, however often this runs.
+
+Exactly-once rests on three things: the claim (a conditional UPDATE, so one worker holds a
+message at a time, fenced by its attempt number), the unique ``webhook_message_id`` on
+``orders`` and ``outbound_messages`` (the order and its reply are written in one
+transaction), and the reply's status, committed as ``sending`` *before* the provider is
+called. A run that finds a reply still ``sending`` knows an earlier worker died between
+calling the provider and recording the answer; the reply may well have gone out, so it is
+marked ``unknown`` and not sent again: a missing confirmation is visible on the dashboard,
+a doubled one reaches the shopkeeper. A provider that refuses (an error answer or no
+connection) is known not to have delivered, so that reply is sent again on the retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from khaacho.extensions import db
+from khaacho.logs import request_id_var
+from khaacho.models import Order, OutboundMessage, WebhookMessage, utcnow
+from khaacho.processing import ordering
+from khaacho.processing.retry import in_attempt, record_failure
+from khaacho.replies import PermanentSendError, SendError, send_reply
+
+log = logging.getLogger(__name__)
+
+CLAIMABLE = ("queued", "failed")
+NO_REPLY_TYPES = frozenset({"reaction"})
+UNKNOWN_NOTE = "a worker stopped while sending the reply; not sent again, it may have been delivered"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one run: the message's status (or ``skipped``) and any retry delay."""
+
+    status: str
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The fields of a claimed message; ``attempt`` fences every later write to it."""
+
+    id: int
+    attempt: int
+    source: str
+    provider_message_id: str
+    customer: str
+    message_type: str
+    text: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class PendingSend:
+    """A reply recorded as ``sending`` and committed, to be handed to the provider."""
+
+    outbound_id: int
+    recipient: str
+    body: str
+
+
+def claim(message_id: int) -> Claim | None:
+    """Take a queued or failed message for processing; None when it is not claimable (any more)."""
+    row = db.session.execute(
+        update(WebhookMessage)
+        .where(WebhookMessage.id == message_id, WebhookMessage.status.in_(CLAIMABLE))
+        .values(status="processing", attempts=WebhookMessage.attempts + 1, next_attempt_at=None,
+                updated_at=utcnow())
+        .returning(WebhookMessage.attempts, WebhookMessage.webhook_source, WebhookMessage.message_id,
+                   WebhookMessage.phone_number, WebhookMessage.sender_id, WebhookMessage.message_type,
+                   WebhookMessage.message_text, WebhookMessage.request_id)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    db.session.commit()
+    if row is None:
+        return None
+    return Claim(message_id, row.attempts, row.webhook_source, row.message_id,
+                 row.phone_number or row.sender_id, row.message_type, row.message_text, row.request_id)
+
+
+def process(message_id: int) -> Outcome:
+    """Claim the message, make its order and reply, send the reply once and complete the message."""
+    job = claim(message_id)
+    if job is None:
+        log.info("message %s is not queued or failed; nothing to do", message_id,
+                 extra={"message_id": message_id})
+        return Outcome("skipped")
+    token = request_id_var.set(job.request_id)
+    try:
+        return _run(job)
+    finally:
+        request_id_var.reset(token)
+
+
+def _run(job: Claim) -> Outcome:
+    if job.message_type in NO_REPLY_TYPES:
+        return _finish(job, "ignored")
+    try:
+        pending, note = _prepare_reply(job)
+    except Exception as exc:
+        db.session.rollback()
+        log.exception("message %s could not be prepared", job.id, extra={"message_id": job.id})
+        return Outcome(*record_failure(job.id, job.attempt, f"{exc.__class__.__name__}: {exc}"))
+    if pending is None:
+        return _finish(job, "completed", note=note)
+    try:
+        provider_id = send_reply(
+            job.source, pending.recipient, pending.body,
+            reply_to=job.provider_message_id, callback_data=f"outbound:{pending.outbound_id}",
+        )
+    except SendError as exc:
+        permanent = isinstance(exc, PermanentSendError)
+        return Outcome(*record_failure(job.id, job.attempt, str(exc), permanent, pending.outbound_id))
+    except Exception as exc:
+        # Not a provider answer: whether the reply went out is unknown, so it stays ``sending``.
+        log.exception("message %s: sending the reply failed", job.id, extra={"message_id": job.id})
+        return Outcome(*record_failure(job.id, job.attempt, f"{exc.__class__.__name__}: {exc}"))
+    return _finish(job, "completed", sent=(pending.outbound_id, provider_id))
+
+
+def _prepare_reply(job: Claim) -> tuple[PendingSend | None, str | None]:
+    """Commit the order and a ``sending`` reply; returns what to send (None if nothing) and a note."""
+    outbound = db.session.scalar(select(OutboundMessage).where(OutboundMessage.webhook_message_id == job.id))
+    if outbound is None:
+        order = db.session.scalar(select(Order).where(Order.webhook_message_id == job.id))
+        lines = []
+        if order is None:
+            lines = ordering.read_lines(job.text)
+            order = ordering.create_order(job.id, job.customer, lines)
+            db.session.flush()
+        outbound = OutboundMessage(webhook_message_id=job.id, provider=job.source, recipient=job.customer,
+                                   body=ordering.reply_body(order, lines), status="sending", attempts=1)
+        db.session.add(outbound)
+        db.session.flush()
+        pending = PendingSend(outbound.id, outbound.recipient, outbound.body)
+        db.session.commit()
+        return pending, None
+    pending = PendingSend(outbound.id, outbound.recipient, outbound.body)
+    status = outbound.status
+    if status in ("pending", "failed"):
+        _set_outbound(pending.outbound_id, status, status="sending", attempts=OutboundMessage.attempts + 1)
+        return pending, None
+    if status == "sending":
+        log.warning("message %s: %s", job.id, UNKNOWN_NOTE, extra={"message_id": job.id})
+        _set_outbound(pending.outbound_id, status, status="unknown", last_error=UNKNOWN_NOTE)
+        return None, UNKNOWN_NOTE
+    db.session.rollback()
+    return None, None
+
+
+def _set_outbound(outbound_id: int, current: str, **values) -> None:
+    """Move a reply from ``current`` to new values and commit."""
+    db.session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == outbound_id, OutboundMessage.status == current)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def _finish(job: Claim, status: str, note: str | None = None, sent: tuple[int, str] | None = None) -> Outcome:
+    """Record the sent reply and the message's final status in one transaction."""
+    now = utcnow()
+    if sent is not None:
+        outbound_id, provider_id = sent
+        db.session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == outbound_id)
+            .values(status="sent", provider_message_id=provider_id, sent_at=now, last_error=None)
+            .execution_options(synchronize_session=False)
+        )
+    changed = db.session.execute(
+        update(WebhookMessage)
+        .where(in_attempt(job.id, job.attempt))
+        .values(status=status, processed_at=now, error_message=note, next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if not changed:
+        log.warning("message %s was handed to another worker before attempt %s finished", job.id, job.attempt,
+                    extra={"message_id": job.id})
+        return Outcome("skipped")
+    log.info("message %s %s", job.id, status, extra={"message_id": job.id})
+    return Outcome(status)

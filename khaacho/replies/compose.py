@@ -1,0 +1,79 @@
+"""The text of confirmation and help replies, in English and romanized Nepali."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+EXAMPLES = ("chini 5 kg", "mansuli chamal 25 kg", "sunflower oil 2 litre")
+
+
+@dataclass(frozen=True)
+class ReplyLine:
+    """One order line as the shopkeeper sees it; ``price`` is None when it cannot be priced."""
+
+    text: str
+    name: str | None
+    quantity: Decimal
+    unit: str | None
+    price: Decimal | None
+    sold_by: str | None = None  # the product's own unit, when the line used another one
+
+    @property
+    def amount(self) -> Decimal | None:
+        return None if self.price is None else (self.quantity * self.price).quantize(Decimal("0.01"))
+
+
+def money(amount: Decimal) -> str:
+    """``NPR 1,234.50``."""
+    return f"NPR {amount:,.2f}"
+
+
+def number(quantity: Decimal) -> str:
+    """A quantity without trailing zeros: 2, 0.5, 1.25."""
+    text = f"{quantity:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _unclear_block(entries: list[str]) -> list[str]:
+    return ["Please check these and send them again with the item name and quantity:",
+            "Yo bujhiyena, kripaya saman ko naam ra matra sahit feri pathaunuhos:",
+            *(f"• {entry}" for entry in entries)]
+
+
+def _unclear_entry(line: ReplyLine) -> str:
+    if line.name and line.sold_by:
+        return f'"{line.text}" ({line.name} is sold per {line.sold_by} / {line.sold_by} ma bikcha)'
+    return f'"{line.text}"'
+
+
+def confirmation(order_number: int, lines: list[ReplyLine]) -> str:
+    """Itemised quantities, units, prices and the total; lines that need clarifying are listed after."""
+    priced = [line for line in lines if line.amount is not None]
+    unclear = [line for line in lines if line.amount is None]
+    total = sum((line.amount for line in priced), Decimal("0"))
+    out = [f"Order #{order_number} received, thank you! / Order #{order_number} paayau, dhanyabad!", ""]
+    for line in priced:
+        quantity = f"{number(line.quantity)} {line.unit}" if line.unit else number(line.quantity)
+        out.append(f"• {line.name}: {quantity} × {money(line.price)} = {money(line.amount)}")
+    out += ["", f"Total / Jamma: {money(total)}"]
+    if unclear:
+        out += [""] + _unclear_block([_unclear_entry(line) for line in unclear])
+    return "\n".join(out)
+
+
+def not_found(texts: list[str]) -> str:
+    """No line matched the catalog: say which lines, ask again, and show how to order."""
+    out = ["Sorry, we could not find these in our catalog. / Maaf garnus, yo saman hamro suchi ma bhetiyena.",
+           *_unclear_block([f'"{text}"' for text in texts])]
+    return "\n".join(out) + "\n\n" + help_text()
+
+
+def help_text() -> str:
+    """How to order, for a message with no items in it."""
+    return "\n".join([
+        "Namaste! To order, send one item per line with its quantity, for example:",
+        "Order garna ek line ma ek saman ra tesko matra lekhnuhos, jastai:",
+        *EXAMPLES,
+        "We reply with your order and its total. / Hami order ra jamma rakam pathaunchhau.",
+    ])
