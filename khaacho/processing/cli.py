@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from khaacho.models import SOURCES, utcnow
 from khaacho.processing import cleanup as retention
@@ -33,6 +34,7 @@ def parse_duration(value: str) -> timedelta:
 @click.option("--status", type=click.Choice(BULK_STATUSES), help="Replay every message with this status.")
 @click.option("--since", help="With --status: only messages received in this past period (30m, 24h, 7d).")
 @click.option("--source", type=click.Choice(SOURCES), help="With --status: only messages from this provider.")
+@with_appcontext
 def replay_command(message_ids: tuple[str, ...], status: str | None, since: str | None,
                    source: str | None) -> None:
     """Re-queue dead, failed, rate_limited or stale messages.
@@ -66,6 +68,7 @@ def replay_command(message_ids: tuple[str, ...], status: str | None, since: str 
 @click.option("--days", type=click.IntRange(min=1),
               help="Keep this many days (default WEBHOOK_RETENTION_DAYS).")
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@with_appcontext
 def cleanup_command(days: int | None, dry_run: bool) -> None:
     """Delete webhook data older than N days, in batches, and print the count per table.
 
@@ -83,6 +86,7 @@ def cleanup_command(days: int | None, dry_run: bool) -> None:
 @click.command("sweep")
 @click.option("--after", type=click.IntRange(min=0),
               help="Seconds a message may sit queued or processing (default SWEEP_AFTER_SECONDS).")
+@with_appcontext
 def sweep_command(after: int | None) -> None:
     """Re-queue stuck messages now, as the every-minute sweep does."""
     total = 0
