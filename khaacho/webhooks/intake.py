@@ -207,7 +207,7 @@ def _status_update(updates: list[StatusUpdate]):
     return (
         update(_outbound)
         .where(pid.in_(list(best)), current_rank < new_rank)
-        .values(delivery_status=new_status,
+        .values(delivery_status=new_status, updated_at=utcnow(),
                 delivery_error=case({k: u.error for k, u in best.items()}, value=pid,
                                     else_=_outbound.c.delivery_error))
     )
