@@ -57,4 +57,8 @@ def create_app(config: Config | None = None) -> Flask:
     from khaacho.processing import cli as processing_cli
 
     processing_cli.init_app(app)
+
+    from khaacho import dashboard
+
+    dashboard.init_app(app)
     return app

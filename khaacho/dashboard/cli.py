@@ -8,6 +8,7 @@ from collections import Counter
 import click
 import requests
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from khaacho import stats
 from khaacho.dashboard.simulate import TrafficBuilder, kinds
@@ -47,6 +48,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 @click.command("stats")
+@with_appcontext
 @click.option("--hours", type=click.IntRange(1, stats.MAX_HOURS), default=24, show_default=True,
               help="How far back to look.")
 @click.option("--source", type=click.Choice(stats.SOURCES), default="all", show_default=True)
@@ -60,6 +62,7 @@ def stats_command(hours: int, source: str) -> None:
 
 
 @click.command("simulate")
+@with_appcontext
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True,
               help="Base URL of the running instance.")
 @click.option("--count", type=click.IntRange(1, 1000), default=30, show_default=True,
