@@ -272,7 +272,7 @@ def processes(tmp_path):
                 try:
                     if requests.get(base + "/healthz", timeout=1).ok:
                         return base
-                except requests.ConnectionError:
+                except (requests.ConnectionError, requests.Timeout):
                     time.sleep(0.1)
             raise RuntimeError("gunicorn did not answer /healthz:\n" + proc.output())
 
