@@ -331,3 +331,18 @@ def test_response_times_are_recorded_per_message_and_rolled_up(app, queue):
     assert (count, ok, sum(json.loads(histogram))) == (3, 3, 3)
     times = rows(app, "SELECT response_time_ms FROM webhook_messages")
     assert len(times) == 3 and all(t > 0 for (t,) in times)
+
+
+def test_hostile_but_valid_content_is_stored_safely(any_app, queue):
+    payload = meta_text_payload("5 kg chini\x00 \ud800 ok", "wamid.odd")
+    messages = payload["entry"][0]["changes"][0]["value"]["messages"]
+    messages[0].update(timestamp="99999999999999999999", extra={"k\x00": ["\udfff", 1e308, -(2**70)]})
+    messages.append(dict(messages[0], id="wamid.odd2", type="x" * 40, timestamp="not a time"))
+    body = json.dumps(payload).encode()  # ASCII escapes keep the lone surrogates in the JSON text
+    signed, headers = signed_meta(body)
+    assert any_app.test_client().post(META_PATH, data=signed, headers=headers).status_code == 200
+    stored = rows(any_app, "SELECT message_id, message_text, message_type, status FROM webhook_messages "
+                           "ORDER BY message_id")
+    assert stored == [("wamid.odd", "5 kg chini \ufffd ok", "text", "stale"),
+                      ("wamid.odd2", None, "unknown", "ignored")]
+    assert queue() == []

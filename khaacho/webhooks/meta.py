@@ -17,6 +17,7 @@ MAX_SENDER = 128
 MAX_TYPE = 32
 _PHONE_JUNK = re.compile(r"[\s\-().]")
 _DIGITS = re.compile(r"^[1-9][0-9]{7,14}$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class MalformedPayload(ValueError):
@@ -94,7 +95,7 @@ def clean_text(value: object) -> str | None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        value = value.encode("utf-8", "replace").decode("utf-8")
+        value = _SURROGATE.sub("\ufffd", value)
     return value
 
 
