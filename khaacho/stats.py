@@ -362,7 +362,7 @@ def health(source: str = "all", now: datetime | None = None) -> list[dict]:
         _tile("ack", "Ack time p95", "—" if ack_p95 is None else f"{ack_p95:.0f} ms",
               "idle" if ack_p95 is None else "alert" if ack_p95 > ACK_ALERT_MS
               else "warn" if ack_p95 > ACK_ALERT_MS * 2 / 3 else "ok",
-              f"{requests} requests; alert above {ACK_ALERT_MS / 1000:.1f} s"),
+              f"{requests} request{'' if requests == 1 else 's'}; alert above {ACK_ALERT_MS / 1000:.1f} s"),
         _tile("duplicates", "Duplicate rate", _percent(dup_rate), _rate_state(dup_rate, DUPLICATE_ALERT_RATE),
               f"{duplicates} redeliveries; alert above {DUPLICATE_ALERT_RATE:.0%}"),
         _tile("errors", "Error rate", _percent(err_rate), _rate_state(err_rate, ERROR_ALERT_RATE),

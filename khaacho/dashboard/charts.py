@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-WIDTH, HEIGHT = 640, 180
-LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 22
+WIDTH, HEIGHT = 480, 170
+LEFT, RIGHT, TOP, BOTTOM = 40, 6, 10, 22
 
 
 def hour_axis(hours: int, now: datetime | None = None) -> list[str]:
@@ -39,7 +39,7 @@ def _frame(count: int, top: float) -> dict:
 
 
 def _x_labels(axis: Sequence[str], frame: dict) -> list[dict]:
-    every = max(1, math.ceil(len(axis) / 8))
+    every = max(1, math.ceil(len(axis) / 6))
     labels = []
     for i, key in enumerate(axis):
         if i % every == 0:

@@ -18,6 +18,10 @@ from khaacho.models import REPLAYABLE_STATUSES, Order, WebhookMessage
 from khaacho.processing.replay import Replayed, replay_refs
 
 bp = Blueprint("dashboard", __name__)
+ENDPOINT_LABELS = {
+    "/api/v1/whatsapp-hardened/webhook": "Meta webhook",
+    "/api/v1/whatsapp-hardened/twilio/webhook": "Twilio webhook",
+}
 
 def _filters() -> MessageFilters:
     return MessageFilters.from_args(request.args)
@@ -64,7 +68,7 @@ def _performance(filters: MessageFilters) -> dict:
     rows = stats.performance(since, source)
     paths = sorted({r["endpoint_path"] for r in rows})
     chart = charts.lines(charts.hour_axis(filters.hours), [
-        (path.rsplit("/", 2)[-2] if path.endswith("/webhook") else path, f"series-{i % 4}",
+        (ENDPOINT_LABELS.get(path, path), f"series-{i % 4}",
          {r["hour"]: r["p95_response_time_ms"] for r in rows if r["endpoint_path"] == path})
         for i, path in enumerate(paths)
     ], unit=" ms p95")
