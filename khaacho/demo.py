@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from khaacho.auth.cli import create_user
@@ -18,7 +19,7 @@ DEMO_CATALOG = Path(__file__).parent / "data" / "demo_catalog.csv"
 DEMO_ADMIN = "admin@khaacho.local"
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def demo() -> None:
     """Demo data for a local instance."""
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import secrets
 
 import click
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from khaacho.extensions import db
 from khaacho.models import ROLES, ApiToken, User
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def users() -> None:
     """Manage dashboard users and API tokens."""
 

@@ -7,13 +7,14 @@ import sys
 
 import click
 from flask import Flask
+from flask.cli import AppGroup
 
 from khaacho.orders.catalog import active_catalog, import_catalog
 from khaacho.orders.catalog_csv import CatalogError
 from khaacho.orders.matcher import read_order
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def catalog() -> None:
     """Manage the product catalog."""
 
@@ -29,7 +30,7 @@ def import_command(path: str) -> None:
     click.echo(f"imported {created + updated} products ({created} new, {updated} updated)")
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def orders() -> None:
     """Order parsing tools."""
 
