@@ -165,7 +165,7 @@ def test_message_detail_shows_payload_errors_order_and_reply(app, viewer):
     html = viewer.get(f"/dashboard/messages/{message_id}").get_data(as_text=True)
     assert "wamid.T1" in html and '"body": "5 kg chini"' in html  # the payload
     assert "Meta error 131000" in html
-    assert "Rs 550.00" in html and "5 kg" in html
+    assert "NPR 550.00" in html and "5 kg" in html
     assert "Order received: Sugar 5 kg" in html and "131047 Re-engagement message" in html
     assert "Replay</button>" not in html  # completed, and a viewer
     assert viewer.get("/dashboard/messages/999999").status_code == 404
