@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 
 from flask import Flask, current_app, has_app_context
@@ -35,6 +36,13 @@ def _in_app_context(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
 
     return run
+
+
+@huey.on_startup()
+def _use_app_logging() -> None:
+    """huey_consumer adds its own handler to the 'huey' logger; the app's root handler already
+    formats those records (JSON in production) and adds the request id, so drop the copy."""
+    logging.getLogger("huey").handlers.clear()
 
 
 def app_task(**options) -> Callable:
