@@ -29,7 +29,9 @@ from khaacho.webhooks import ratelimit
 
 log = logging.getLogger(__name__)
 INVALID_PER_IP = RateLimitItemPerMinute(60)
-_table = WebhookSignatureLog.__table__
+table = WebhookSignatureLog.__table__
+COLUMNS = ("webhook_source", "endpoint", "is_valid", "reason", "client_ip", "request_count",
+           "last_seen_at", "created_at")
 
 # (source, endpoint, ip, reason, minute) -> rejected requests not yet written
 _suppressed: Counter[tuple[str, str, str | None, str, datetime]] = Counter()
@@ -47,7 +49,7 @@ def valid_row(source: str, endpoint: str, client_ip: str | None, reason: str | N
 def insert_valid(conn: Connection, source: str, endpoint: str, client_ip: str | None,
                  reason: str | None) -> None:
     """Write the audit row of one accepted request that carried nothing to store."""
-    conn.execute(insert(_table).values(valid_row(source, endpoint, client_ip, reason, utcnow())))
+    conn.execute(insert(table).values(valid_row(source, endpoint, client_ip, reason, utcnow())))
 
 
 def reject(source: str, endpoint: str, client_ip: str | None, reason: str) -> bool:
@@ -71,17 +73,17 @@ def reject(source: str, endpoint: str, client_ip: str | None, reason: str) -> bo
 
 def _fold(conn: Connection, source: str, endpoint: str, ip: str | None, reason: str,
           minute: datetime, count: int, now: datetime) -> None:
-    t = _table.c
+    t = table.c
     end = minute + timedelta(minutes=1)
     folded = conn.execute(
-        update(_table)
+        update(table)
         .where(t.client_ip == ip, t.is_valid.is_(False), t.webhook_source == source,
                t.endpoint == endpoint, t.reason == reason,
                t.created_at >= minute, t.created_at < end)
         .values(request_count=t.request_count + count, last_seen_at=now)
     ).rowcount
     if not folded:
-        conn.execute(insert(_table).values(
+        conn.execute(insert(table).values(
             webhook_source=source, endpoint=endpoint, is_valid=False, reason=reason, client_ip=ip,
             request_count=count, last_seen_at=now, created_at=now if now < end else minute))
 

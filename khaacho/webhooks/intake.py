@@ -1,12 +1,14 @@
 """The record step both providers share: replay window, rate limit, dedup, audit, commit, enqueue.
 
-One request is one database transaction (on PostgreSQL one statement: the audit row, the
-rate-limit counters and the status updates ride as CTEs on the message upsert), committed before
-anything is queued, so a ``200`` always means stored and a failure leaves nothing partial.
+One request is one database transaction, committed before anything is queued, so a ``200``
+always means stored and a failure leaves nothing partial. On PostgreSQL a request with at most
+one message is a single statement in autocommit (the audit row, rate-limit counters and status
+updates ride as CTEs on the message upsert): one round trip.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from datetime import UTC, datetime
 
 from flask import current_app, g
 from limits import RateLimitItemPerMinute
-from sqlalchemy import Executable, case, func, insert, update
+from sqlalchemy import Executable, Insert, bindparam, case, func, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -36,6 +38,11 @@ _messages = WebhookMessage.__table__
 _outbound = OutboundMessage.__table__
 _rate_limits = WebhookRateLimit.__table__
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_MESSAGE_COLUMNS = (
+    "message_id", "webhook_source", "phone_number", "sender_id", "message_type", "message_text",
+    "payload", "status", "response_time_ms", "duplicate_count", "message_timestamp",
+    "first_received_at", "attempts", "error_count", "request_id", "updated_at", "created_at",
+)
 
 
 class StorageUnavailable(RuntimeError):
@@ -68,41 +75,68 @@ def record(source: str, events: Events, client_ip: str | None, endpoint: str,
     request_id = g.get("request_id")
     rows = [_row(source, m, statuses[m.message_id], now, elapsed_ms, request_id) for m in messages]
 
-    side: list[Executable] = [
-        insert(audit._table).values(audit.valid_row(source, endpoint, client_ip, reason, now))
-    ]
+    audit_row = audit.valid_row(source, endpoint, client_ip, reason, now)
     dialect = db.engine.dialect.name
-    upsert = _INSERTS.get(dialect, postgresql.insert)
+    side: list[Executable] = []
     if blocked_rows:
-        side.append(_rate_limit_upsert(upsert, dialect, blocked_rows))
+        side.append(_rate_limit_upsert(dialect, blocked_rows))
     status_update = _status_update(events.statuses)
     if status_update is not None:
         side.append(status_update)
-    main = _message_upsert(upsert, rows, now) if rows else side.pop()
-
     try:
-        with db.engine.begin() as conn:
-            if dialect == "postgresql":
-                main = main.add_cte(*(stmt.cte(f"side_{i}") for i, stmt in enumerate(side)))
-            else:
-                for stmt in side:
-                    conn.execute(stmt)
-            result = conn.execute(main).all() if rows else conn.execute(main)
+        result = _store(dialect, audit_row, rows, side)
     except SQLAlchemyError as exc:
         log.warning("webhook not stored, answering 503: %s: %s", type(exc).__name__, exc)
         raise StorageUnavailable(str(exc)) from exc
 
     outcome = Outcome()
-    if rows:
-        for row_id, duplicate_count, status in result:
-            if duplicate_count:
-                outcome.duplicates += 1
-            else:
-                outcome.stored += 1
-                if status == "queued":
-                    outcome.queued.append(row_id)
-        _enqueue(outcome.queued)
+    for row_id, duplicate_count, status in result:
+        if duplicate_count:
+            outcome.duplicates += 1
+        else:
+            outcome.stored += 1
+            if status == "queued":
+                outcome.queued.append(row_id)
+    _enqueue(outcome.queued)
     return outcome
+
+
+@functools.cache
+def _statements(dialect: str) -> tuple[Insert, Insert]:
+    """The audit insert and the message upsert, with bound parameters so each compiles once."""
+    audit_insert = insert(audit.table).values({c: bindparam(f"audit_{c}") for c in audit.COLUMNS})
+    values = _INSERTS.get(dialect, postgresql.insert)(_messages).values(
+        {c: bindparam(c) for c in _MESSAGE_COLUMNS})
+    upsert = values.on_conflict_do_update(
+        index_elements=["webhook_source", "message_id"],
+        set_={"duplicate_count": _messages.c.duplicate_count + 1,
+              "last_duplicate_at": values.excluded.first_received_at},
+    ).returning(_messages.c.id, _messages.c.duplicate_count, _messages.c.status)
+    return audit_insert, upsert
+
+
+def _store(dialect: str, audit_row: dict, rows: list[dict], side: list[Executable]) -> list[tuple]:
+    """Write the audit row, the messages and ``side`` statements atomically; the upsert's rows."""
+    audit_insert, upsert = _statements(dialect)
+    audit_params = {f"audit_{k}": v for k, v in audit_row.items()}
+    if dialect == "postgresql" and len(rows) <= 1:
+        # The usual request: one statement (the rest as data-modifying CTEs) is one transaction
+        # by itself, so it runs in autocommit: one round trip instead of BEGIN, INSERT, COMMIT.
+        if rows:
+            stmt, params = upsert.add_cte(audit_insert.cte("audit")), {**rows[0], **audit_params}
+        else:
+            stmt, params = audit_insert, audit_params
+        if side:
+            stmt = stmt.add_cte(*(s.cte(f"side_{i}") for i, s in enumerate(side)))
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            result = conn.execute(stmt, params)
+            return result.all() if rows else []
+    with db.engine.begin() as conn:
+        conn.execute(audit_insert, audit_params)
+        for stmt in side:
+            conn.execute(stmt)
+        return conn.execute(upsert, rows).all() if rows else []
 
 
 def _distinct(messages: list[InboundMessage]) -> list[InboundMessage]:
@@ -169,16 +203,8 @@ def _row(source: str, m: InboundMessage, status: str, now: datetime, elapsed_ms:
     }
 
 
-def _message_upsert(upsert, rows: list[dict], now: datetime):
-    stmt = upsert(_messages).values(rows)
-    return stmt.on_conflict_do_update(
-        index_elements=["webhook_source", "message_id"],
-        set_={"duplicate_count": _messages.c.duplicate_count + 1, "last_duplicate_at": now},
-    ).returning(_messages.c.id, _messages.c.duplicate_count, _messages.c.status)
-
-
-def _rate_limit_upsert(upsert, dialect: str, rows: list[dict]):
-    stmt = upsert(_rate_limits).values(rows)
+def _rate_limit_upsert(dialect: str, rows: list[dict]):
+    stmt = _INSERTS.get(dialect, postgresql.insert)(_rate_limits).values(rows)
     largest = func.greatest if dialect == "postgresql" else func.max
     return stmt.on_conflict_do_update(
         index_elements=["phone_number", "window_start"],

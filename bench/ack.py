@@ -1,0 +1,212 @@
+"""Ack throughput and latency of signed Meta webhooks: bare vs lean vs the project, side by side.
+
+Each app runs under the same gunicorn configuration (sync workers) on loopback, against its own
+PostgreSQL database and its own redis-server; wrk replays pre-signed webhooks, each a unique
+text message from a random sender (``bench/ack.lua``). After each run the rows are counted: every
+answered message must be stored (stored >= answered; at most ``connections`` more were in flight
+when wrk stopped).
+
+    .venv/bin/python bench/ack.py [--duration 10] [--connections 32] [--threads 2] [--workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.refapps import LEAN_TABLE, PATH  # noqa: E402
+
+BIN = Path(sys.executable).parent
+SECRET = "bench-app-secret"
+TEXTS = ["5 kg chini, 2 packet wai wai", "चामल २५ केजी", "10 kg chini ra 5 kg dal 🙏",
+         "1) basmati 5kg\n2) sunflower oil 2 ltr", "Noodles x 30", "salt - 10 pkt\nsoap - 6 pcs"]
+TARGETS = {"bare": "bench.refapps:bare", "lean": "bench.refapps:lean", "project": "wsgi:app"}
+MAX_RATE = 6000  # requests per second the request files are sized for
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def write_requests(path: Path, prefix: str, count: int) -> None:
+    """``count`` signed single-message webhooks, one per line: signature TAB body."""
+    now = str(int(time.time()))
+    rng = random.Random(prefix)
+    with path.open("w") as out:
+        for i in range(count):
+            payload = {"object": "whatsapp_business_account", "entry": [{"id": "103984562201876", "changes": [
+                {"field": "messages", "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "9779801000000",
+                                 "phone_number_id": "112233445566778"},
+                    "messages": [{"from": f"97798{rng.randrange(10**8):08d}", "id": f"{prefix}{i}",
+                                  "timestamp": now, "type": "text", "text": {"body": rng.choice(TEXTS)}}],
+                }}]}]}
+            body = json.dumps(payload, ensure_ascii=False).encode()
+            signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            out.write(signature + "\t" + body.decode() + "\n")
+
+
+def wrk(url: str, requests_file: Path, args: argparse.Namespace, seconds: int) -> dict:
+    env = dict(os.environ, ACK_REQUESTS=str(requests_file), ACK_THREADS=str(args.threads))
+    out = subprocess.run(
+        ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{seconds}s", "--timeout", "5s",
+         "-s", str(ROOT / "bench" / "ack.lua"), url],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def prepare_database(admin_url: str, name: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    env = dict(os.environ, DATABASE_URL=url, WHATSAPP_APP_SECRET=SECRET)
+    env.pop("REDIS_URL", None)
+    subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(LEAN_TABLE)
+    return url
+
+
+def stored(url: str, app: str, prefix: str) -> tuple[int, dict]:
+    """Rows stored for ``prefix`` and, for the project, their statuses."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if app == "lean":
+            return conn.execute("SELECT count(*) FROM lean_messages WHERE message_id LIKE %s",
+                                (prefix + "%",)).fetchone()[0], {}
+        rows = conn.execute("SELECT status, count(*) FROM webhook_messages WHERE message_id LIKE %s "
+                            "GROUP BY status", (prefix + "%",)).fetchall()
+        return sum(n for _, n in rows), dict(rows)
+
+
+def run_app(app: str, args: argparse.Namespace, env: dict, workdir: Path) -> dict:
+    port = free_port()
+    measured, warm = f"wamid.bench-{app}-", f"wamid.warm-{app}-"
+    write_requests(workdir / f"{app}.txt", measured, args.duration * MAX_RATE)
+    write_requests(workdir / f"{app}-warm.txt", warm, args.warmup * MAX_RATE)
+    with open(workdir / f"{app}.log", "w") as log:
+        server = subprocess.Popen(
+            [str(BIN / "gunicorn"), TARGETS[app], "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
+             "-k", "sync", "--backlog", "2048", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
+        )
+    try:
+        wait_for_port(port, server)
+        url = f"http://127.0.0.1:{port}{PATH}"
+        wrk(url, workdir / f"{app}-warm.txt", args, args.warmup)
+        result = wrk(url, workdir / f"{app}.txt", args, args.duration)
+    finally:
+        server.terminate()
+        server.wait(15)
+    result["app"] = app
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["answered_2xx"] = result["requests"] - result["non_2xx"]
+    if app != "bare":
+        result["stored"], result["statuses"] = stored(env["DATABASE_URL"], app, measured)
+    return result
+
+
+def report(results: list[dict], args: argparse.Namespace) -> bool:
+    """Print the table and the checks; True when every target holds."""
+    by_app = {r["app"]: r for r in results}
+    print(f"\nack benchmark: {args.workers} sync gunicorn workers, wrk -t{args.threads} -c{args.connections} "
+          f"-d{args.duration}s on loopback, PostgreSQL + Redis\n")
+    print("| app | req/s | p50 ms | p99 ms | max ms | non-2xx | socket errors | answered | stored |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+        print(f"| {r['app']} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | "
+              f"{r['max_us'] / 1000:.1f} | {r['non_2xx']} | {errors} | {r['answered_2xx']} | "
+              f"{r.get('stored', '-')} |")
+    ok = True
+    lean, project = by_app.get("lean"), by_app.get("project")
+    for name, r in by_app.items():
+        if r["wrapped"]:
+            print(f"! {name}: the request file ran out and wrapped around; raise MAX_RATE")
+            ok = False
+        if "stored" in r and r["stored"] < r["answered_2xx"]:
+            print(f"! {name}: {r['answered_2xx'] - r['stored']} answered messages are missing")
+            ok = False
+    if "bare" in by_app and lean:
+        print(f"\nlean / bare = {lean['rps'] / by_app['bare']['rps']:.2f}")
+    if lean and project:
+        ratio = project["rps"] / lean["rps"]
+        print(f"project / lean = {ratio:.2f} (target >= 0.6; issue 6: >= 0.85)")
+        print(f"project statuses: {project['statuses']}")
+        checks = {
+            "project >= 0.6 x lean": ratio >= 0.6,
+            "project p99 <= 50 ms": project["p99_us"] <= 50_000,
+            "project zero non-2xx": project["non_2xx"] == 0,
+            "every answered message stored": project["stored"] >= project["answered_2xx"],
+        }
+        for check, passed in checks.items():
+            print(f"{'ok  ' if passed else 'FAIL'} {check}")
+        ok = ok and all(checks.values())
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds of measured load per app")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load first")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--apps", default="bare,lean,project")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin URL")
+    parser.add_argument("--database", default="khaacho_bench_ack")
+    args = parser.parse_args()
+
+    database_url = prepare_database(args.pg, args.database)
+    redis_port = free_port()
+    with tempfile.TemporaryDirectory(prefix="khaacho-ack-") as tmp:
+        workdir = Path(tmp)
+        redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save",
+                                  "", "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
+        env = dict(os.environ, APP_ENV="production", DATABASE_URL=database_url, WHATSAPP_APP_SECRET=SECRET,
+                   REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", SECRET_KEY="bench-secret-key",
+                   WHATSAPP_VERIFY_TOKEN="bench", TWILIO_AUTH_TOKEN="bench-twilio", TRUSTED_PROXY_COUNT="0")
+        try:
+            results = [run_app(app, args, env, workdir) for app in args.apps.split(",")]
+        finally:
+            redis.terminate()
+            redis.wait(10)
+    return 0 if report(results, args) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
