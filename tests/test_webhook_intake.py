@@ -174,6 +174,15 @@ def test_twilio_message_is_stored_in_e164_and_answered_with_twiml(any_app, queue
     assert len(queue()) == 1
 
 
+def test_twilio_sandbox_without_validation_stores_and_says_so_in_the_audit(app, queue):
+    app.config["TWILIO_SKIP_VALIDATION"] = True
+    form = sample("twilio-message.form.json")
+    assert app.test_client().post(TWILIO_PATH, data=form).status_code == 200
+    assert rows(app, "SELECT count(*) FROM webhook_messages") == [(1,)]
+    assert rows(app, "SELECT reason FROM webhook_signature_log") == [
+        ("signature not checked (TWILIO_SKIP_VALIDATION)",)]
+
+
 def test_twilio_location_message_keeps_the_place_as_text(app, queue):
     form = {"MessageSid": "SMloc1", "From": "whatsapp:+9779841234567", "Latitude": "27.7172",
             "Longitude": "85.3240", "Address": "Ason, Kathmandu", "Label": "Hari Kirana", "Body": ""}
@@ -309,8 +318,9 @@ def test_invalid_requests_from_one_ip_fold_into_one_row_then_get_429(app, monkey
     monkeypatch.setattr(audit, "INVALID_PER_IP", RateLimitItemPerMinute(4))
     client = app.test_client()
     bad = {"X-Hub-Signature-256": "sha256=" + "0" * 64}
-    codes = [client.post(META_PATH, data=b"{}", headers=bad).status_code for _ in range(7)]
-    assert codes == [403] * 4 + [429] * 3
+    responses = [client.post(META_PATH, data=b"{}", headers=bad) for _ in range(7)]
+    assert [r.status_code for r in responses] == [403] * 4 + [429] * 3
+    assert responses[-1].headers["Retry-After"] == "60"
     assert rows(app, "SELECT client_ip, request_count FROM webhook_signature_log") == [("127.0.0.1", 4)]
     with app.app_context():
         metrics.flush()

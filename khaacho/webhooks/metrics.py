@@ -4,11 +4,13 @@ Each worker process keeps its own rollups and writes them to ``webhook_performan
 every :data:`FLUSH_SECONDS` or :data:`FLUSH_COUNT` requests, from the request thread once the
 response has been sent (``call_on_close``), so no background thread has to survive a fork and
 no request waits for the write. Several rows per endpoint and minute are normal: the stats sum
-them. A failed flush drops that batch with a warning: timings are not worth retrying.
+them. What is pending when the process exits is written by an ``atexit`` hook. A failed flush
+drops that batch with a warning: timings are not worth retrying.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -33,6 +35,7 @@ _rollups: dict[tuple[str, str, int], list] = {}
 _pending = 0
 _last_flush = time.monotonic()
 _lock = threading.Lock()
+_exit_app: Flask | None = None
 
 
 def observe(endpoint: str, source: str, elapsed_ms: float, ok: bool) -> bool:
@@ -84,3 +87,16 @@ def flush_in(app: Flask) -> None:
     """:func:`flush` inside an app context (for ``call_on_close``, after the request context ended)."""
     with app.app_context():
         flush()
+
+
+def flush_at_exit(app: Flask) -> None:
+    """Write what is left when the worker process exits (gunicorn restarts, deploys)."""
+    global _exit_app
+    if _exit_app is None:
+        atexit.register(_flush_on_exit)
+    _exit_app = app
+
+
+def _flush_on_exit() -> None:
+    if _pending and _exit_app is not None:
+        flush_in(_exit_app)

@@ -36,8 +36,3 @@ def add(item: RateLimitItem, *key: str, amount: int = 1) -> int | None:
         log.warning("rate limiter unavailable, failing open for %ss: %s: %s",
                     PAUSE_AFTER_FAILURE_SECONDS, type(exc).__name__, exc)
         return None
-
-
-def available() -> bool:
-    """False while the limiter is paused after a storage failure."""
-    return time.monotonic() >= _paused_until

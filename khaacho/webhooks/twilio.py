@@ -28,6 +28,7 @@ def signature_problem(url: str, params: Mapping, signature: str | None, token: s
 
     ``settings_header`` is X-Twilio-Webhooks-Signature-Settings: when it names HMAC_SHA256 the
     request was signed with that algorithm; without it Twilio's legacy HMAC-SHA1 is expected.
+    The key is always ``token`` (TWILIO_AUTH_TOKEN): the contract has no separate shared-key secret.
     """
     if not token:
         return "no auth token configured"

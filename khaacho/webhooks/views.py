@@ -28,7 +28,9 @@ def _error(message: str, status: int) -> tuple[Response, int]:
 def _rejected(reason: str, status: int) -> tuple[Response, int]:
     """Audit a rejected request (folded per IP) and answer ``status``, or 429 past the IP's allowance."""
     if not audit.reject(_source(), request.path, request.remote_addr, reason):
-        return _error("too many invalid requests", 429)
+        response, code = _error("too many invalid requests", 429)
+        response.headers["Retry-After"] = "60"
+        return response, code
     return _error(reason, status)
 
 
@@ -91,18 +93,22 @@ def meta_webhook() -> tuple[Response | str, int] | Response:
 def twilio_webhook() -> tuple[Response | str, int] | Response:
     """Twilio messages and status callbacks: verify, store, then answer empty TwiML."""
     form = request.form
-    if not current_app.config["TWILIO_SKIP_VALIDATION"]:
+    skipped = current_app.config["TWILIO_SKIP_VALIDATION"]
+    if not skipped:
         problem = twilio.signature_problem(
             request.url, form, request.headers.get(TWILIO_SIGNATURE_HEADER),
             current_app.config["TWILIO_AUTH_TOKEN"], request.headers.get(TWILIO_SETTINGS_HEADER),
         )
         if problem:
             return _rejected(problem, 401 if problem == "missing signature" else 403)
-    return _record("twilio", twilio.parse(form), Response(twilio.TWIML_EMPTY, 200, mimetype="text/xml"))
+    return _record("twilio", twilio.parse(form), Response(twilio.TWIML_EMPTY, 200, mimetype="text/xml"),
+                   "signature not checked (TWILIO_SKIP_VALIDATION)" if skipped else None)
 
 
-def _record(source: str, events: Events, ok: Response) -> Response | tuple[Response, int]:
-    reason = None if events.messages or events.statuses else "no messages or statuses"
+def _record(source: str, events: Events, ok: Response,
+            reason: str | None = None) -> Response | tuple[Response, int]:
+    if reason is None and not (events.messages or events.statuses):
+        reason = "no messages or statuses"
     try:
         intake.record(source, events, request.remote_addr, request.path, g.webhook_started, reason)
     except intake.StorageUnavailable:
