@@ -6,13 +6,16 @@ import hashlib
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from khaacho.extensions import db
 
 # BIGINT on PostgreSQL, but SQLite only autoincrements an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# JSONB on PostgreSQL: the stats sum histogram elements in SQL, and jsonb is not re-parsed per access.
+Json = JSON().with_variant(JSONB(), "postgresql")
 
 MESSAGE_STATUSES = (
     "queued", "processing", "completed", "failed", "dead", "rate_limited", "stale", "ignored",
@@ -124,7 +127,7 @@ class WebhookPerformanceMetric(db.Model):
     success_count = db.Column(db.Integer, nullable=False, default=0)
     total_ms = db.Column(db.Float, nullable=False, default=0.0)
     max_ms = db.Column(db.Float, nullable=False, default=0.0)
-    histogram = db.Column(db.JSON, nullable=False, default=list)  # counts per latency bucket
+    histogram = db.Column(Json, nullable=False, default=list)  # counts per latency bucket
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
 

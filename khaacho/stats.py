@@ -187,34 +187,24 @@ def suspicious_sources(since: datetime, source: str = "all") -> list[dict]:
     ]
 
 
-def _empty_histogram() -> list[int]:
-    return [0] * (len(LATENCY_BUCKETS_MS) + 1)
-
-
-def _add_histogram(into: list[int], counts: Any) -> None:
-    if isinstance(counts, list):
-        for index, count in enumerate(counts[: len(into)]):
-            into[index] += int(count or 0)
-
-
-def _performance_groups(since: datetime, source: str, by_hour: bool) -> dict[tuple[str, str], dict]:
+def _performance_groups(since: datetime, source: str, *keys) -> list[dict]:
+    """Rollups since ``since`` summed in SQL per ``keys`` (histograms element by element)."""
     pm = WebhookPerformanceMetric
+    buckets = [func.coalesce(func.sum(pm.histogram[i].as_integer()), 0)
+               for i in range(len(LATENCY_BUCKETS_MS) + 1)]
     rows = db.session.execute(
-        select(pm.endpoint_path, pm.bucket_start, pm.request_count, pm.success_count, pm.total_ms,
-               pm.max_ms, pm.histogram)
+        select(*keys, func.sum(pm.request_count), func.sum(pm.success_count), func.sum(pm.total_ms),
+               func.max(pm.max_ms), *buckets)
         .where(pm.bucket_start >= since, *_source_filter(pm.webhook_source, source))
+        .group_by(*keys).order_by(*keys)
     )
-    groups: dict[tuple[str, str], dict] = defaultdict(
-        lambda: {"count": 0, "ok": 0, "total_ms": 0.0, "max_ms": 0.0, "histogram": _empty_histogram()}
-    )
-    for path, bucket, count, ok, total_ms, max_ms, histogram in rows:
-        group = groups[(path, _hour_iso(bucket) if by_hour else "")]
-        group["count"] += count
-        group["ok"] += ok
-        group["total_ms"] += total_ms
-        group["max_ms"] = max(group["max_ms"], max_ms)
-        _add_histogram(group["histogram"], histogram)
-    return groups
+    width = len(keys)
+    return [
+        {"keys": row[:width], "count": int(row[width] or 0), "ok": int(row[width + 1] or 0),
+         "total_ms": float(row[width + 2] or 0.0), "max_ms": float(row[width + 3] or 0.0),
+         "histogram": [int(n) for n in row[width + 4:]]}
+        for row in rows
+    ]
 
 
 def _timings(group: dict) -> dict:
@@ -228,36 +218,41 @@ def _timings(group: dict) -> dict:
     }
 
 
+def performance_report(since: datetime, source: str = "all") -> tuple[list[dict], list[dict]]:
+    """From one query: figures per hour and endpoint, and per endpoint over the whole window."""
+    pm = WebhookPerformanceMetric
+    groups = _performance_groups(since, source, hour_of(pm.bucket_start), pm.endpoint_path)
+    hourly = [
+        {"endpoint_path": group["keys"][1], "hour": _hour_iso(group["keys"][0]), **_timings(group)}
+        for group in groups
+    ]
+    totals: dict[str, dict] = {}
+    for group in groups:
+        total = totals.setdefault(group["keys"][1], {
+            "count": 0, "ok": 0, "total_ms": 0.0, "max_ms": 0.0,
+            "histogram": [0] * (len(LATENCY_BUCKETS_MS) + 1)})
+        for key in ("count", "ok", "total_ms"):
+            total[key] += group[key]
+        total["max_ms"] = max(total["max_ms"], group["max_ms"])
+        total["histogram"] = [a + b for a, b in zip(total["histogram"], group["histogram"], strict=True)]
+    summary = [
+        {"endpoint_path": path, **_timings(total), "max_response_time_ms": _round(total["max_ms"])}
+        for path, total in sorted(totals.items())
+    ]
+    return hourly, summary
+
+
 def performance(since: datetime, source: str = "all") -> list[dict]:
     """Requests per hour and endpoint: count, average, p95, p99 and success rate (percent)."""
-    groups = _performance_groups(since, source, by_hour=True)
-    return [
-        {"endpoint_path": path, "hour": hour, **_timings(group)}
-        for (path, hour), group in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0]))
-    ]
-
-
-def performance_summary(since: datetime, source: str = "all") -> list[dict]:
-    """The same figures per endpoint over the whole window, plus the slowest request."""
-    groups = _performance_groups(since, source, by_hour=False)
-    return [
-        {"endpoint_path": path, **_timings(group), "max_response_time_ms": _round(group["max_ms"])}
-        for (path, _), group in sorted(groups.items())
-    ]
+    return performance_report(since, source)[0]
 
 
 def ack_percentile(since: datetime, source: str = "all", q: float = 0.95) -> tuple[int, float | None]:
     """Requests since ``since`` over all endpoints, and their q-quantile acknowledgement time."""
-    pm = WebhookPerformanceMetric
-    histogram, count, peak = _empty_histogram(), 0, 0.0
-    for n, max_ms, counts in db.session.execute(
-        select(pm.request_count, pm.max_ms, pm.histogram)
-        .where(pm.bucket_start >= since, *_source_filter(pm.webhook_source, source))
-    ):
-        count += n
-        peak = max(peak, max_ms)
-        _add_histogram(histogram, counts)
-    return count, histogram_percentile(histogram, q, peak)
+    groups = _performance_groups(since, source)
+    if not groups or not groups[0]["count"]:
+        return 0, None
+    return groups[0]["count"], histogram_percentile(groups[0]["histogram"], q, groups[0]["max_ms"])
 
 
 def rate_limits(since: datetime) -> list[dict]:

