@@ -22,6 +22,7 @@ from khaacho.models import (
     WebhookRateLimit,
     WebhookSignatureLog,
 )
+from khaacho.webhooks.intake import LIMITER_DOWN_REASON
 
 # Upper bounds (ms) of the latency buckets in ``webhook_performance_metrics.histogram``: the
 # histogram is a list of len(LATENCY_BUCKETS_MS) + 1 counts; count i is for requests that took
@@ -353,6 +354,13 @@ def health(source: str = "all", now: datetime | None = None) -> list[dict]:
     waiting = queue(now)
     age = waiting["oldest_queued_age_seconds"]
     limiter_mode = limiter_state()
+    # Any worker that could not reach the limiter marked its requests in the audit log.
+    failed_open = int(db.session.scalar(
+        select(func.coalesce(func.sum(WebhookSignatureLog.request_count), 0))
+        .where(WebhookSignatureLog.created_at >= since, WebhookSignatureLog.reason == LIMITER_DOWN_REASON)
+    ))
+    if failed_open:
+        limiter_mode = "failing open"
     tiles = [
         _tile("ack", "Ack time p95", "—" if ack_p95 is None else f"{ack_p95:.0f} ms",
               "idle" if ack_p95 is None else "alert" if ack_p95 > ACK_ALERT_MS
@@ -375,7 +383,8 @@ def health(source: str = "all", now: datetime | None = None) -> list[dict]:
               f"{waiting['failed']} awaiting retry"),
         _tile("limiter", "Rate limiter", limiter_mode,
               "alert" if limiter_mode == "failing open" else "ok",
-              "Redis unreachable: senders are not limited" if limiter_mode == "failing open"
+              f"{failed_open} requests let through unchecked" if failed_open
+              else "Redis unreachable: senders are not limited" if limiter_mode == "failing open"
               else "shared across workers" if limiter_mode == "redis" else "in memory, per process"),
     ]
     return tiles

@@ -172,6 +172,19 @@ def test_limiter_failing_open_is_shown(sqlite_url):
     assert tile["state"] == "alert" and tile["value"] == "failing open"
 
 
+def test_requests_that_failed_open_in_any_worker_alert_the_limiter_tile(app):
+    from khaacho.webhooks.intake import LIMITER_DOWN_REASON
+
+    recent = datetime.now(UTC) - timedelta(minutes=2)
+    with app.app_context():
+        db.session.add(WebhookSignatureLog(webhook_source="whatsapp", endpoint=META, is_valid=True,
+                                           reason=LIMITER_DOWN_REASON, client_ip="31.13.0.1", request_count=3,
+                                           created_at=recent, last_seen_at=recent))
+        db.session.commit()
+        tile = next(t for t in stats.health() if t["key"] == "limiter")
+    assert tile["state"] == "alert" and tile["detail"] == "3 requests let through unchecked"
+
+
 def test_stats_api_matches_the_contract(any_app):
     from khaacho.auth.cli import create_user
 

@@ -72,7 +72,9 @@ def _performance(filters: MessageFilters) -> dict:
          {r["hour"]: r["p95_response_time_ms"] for r in rows if r["endpoint_path"] == path})
         for i, path in enumerate(paths)
     ], unit=" ms p95")
-    return {"summary": summary, "chart": chart}
+    labelled = [{**row, "label": ENDPOINT_LABELS.get(row["endpoint_path"], row["endpoint_path"])}
+                for row in summary]
+    return {"summary": labelled, "chart": chart}
 
 
 def _messages(filters: MessageFilters) -> dict:
