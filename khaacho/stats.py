@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import case, func, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from khaacho.extensions import db, limiter
 from khaacho.models import (
@@ -74,7 +75,7 @@ def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
 
-def hour_of(column):
+def hour_of(column: ColumnElement) -> ColumnElement:
     """SQL expression truncating a timestamp column to its UTC hour, on PostgreSQL and SQLite."""
     if _dialect() == "postgresql":
         return func.date_trunc("hour", func.timezone("UTC", column))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from flask import abort, jsonify, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -22,7 +23,7 @@ def admin_required(view: Callable) -> Callable:
 
     @functools.wraps(view)
     @login_required
-    def wrapped(*args, **kwargs):
+    def wrapped(*args, **kwargs) -> ResponseReturnValue:
         if not current_user.is_admin:
             abort(403)
         return view(*args, **kwargs)
@@ -30,7 +31,7 @@ def admin_required(view: Callable) -> Callable:
     return wrapped
 
 
-def unauthorized():
+def unauthorized() -> ResponseReturnValue:
     """Flask-Login's answer to anonymous requests: HTMX is sent to the login page, others redirected."""
     target = url_for("auth.login", next=request.full_path.rstrip("?"))
     if request.headers.get("HX-Request"):
@@ -38,7 +39,7 @@ def unauthorized():
     return redirect(target)
 
 
-def _json_error(message: str, status: int, **headers: str):
+def _json_error(message: str, status: int, **headers: str) -> ResponseReturnValue:
     return jsonify(success=False, error=message), status, headers
 
 
@@ -62,7 +63,7 @@ def stats_auth_required(view: Callable) -> Callable:
     """An admin session or ``Authorization: Bearer <token>``; 401 JSON when neither, 403 for viewers."""
 
     @functools.wraps(view)
-    def wrapped(*args, **kwargs):
+    def wrapped(*args, **kwargs) -> ResponseReturnValue:
         user = current_user if current_user.is_authenticated else _token_user()
         if user is None:
             return _json_error("authentication required", 401, **{"WWW-Authenticate": "Bearer"})

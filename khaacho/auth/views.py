@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -58,7 +59,7 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(IP_LIMITS, key_func=get_remote_address, methods=["POST"], deduct_when=_login_failed)
 @limiter.limit(ACCOUNT_LIMITS, key_func=_account_key, methods=["POST"], deduct_when=_login_failed)
-def login():
+def login() -> ResponseReturnValue:
     """Show the login form; sign in with valid credentials, the same vague error otherwise."""
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
@@ -79,14 +80,14 @@ def login():
 
 
 @bp.errorhandler(429)
-def too_many_attempts(_error):
+def too_many_attempts(_error: Exception) -> ResponseReturnValue:
     """Throttled: the form again, with a clear message and when to retry."""
     message = "Too many failed sign-in attempts. Wait a minute and try again."
     return render_template("login.html", form=LoginForm(), error=message), 429, {"Retry-After": "60"}
 
 
 @bp.post("/logout")
-def logout():
+def logout() -> ResponseReturnValue:
     """End the session (POST with a CSRF token, so a link elsewhere cannot sign anyone out)."""
     logout_user()
     session.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from khaacho import stats
 from khaacho.auth.decorators import stats_auth_required
@@ -12,13 +13,13 @@ from khaacho.auth.decorators import stats_auth_required
 bp = Blueprint("stats_api", __name__)
 
 
-def _bad_request(message: str):
+def _bad_request(message: str) -> ResponseReturnValue:
     return jsonify(success=False, error=message), 400
 
 
 @bp.get("/api/v1/whatsapp-hardened/stats")
 @stats_auth_required
-def stats_view():
+def stats_view() -> ResponseReturnValue:
     """Processing, security, performance and rate-limit stats for ``source`` over ``hours``."""
     source = request.args.get("source", "all")
     if source not in stats.SOURCES:

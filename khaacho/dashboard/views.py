@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from sqlalchemy.orm import selectinload
 
@@ -92,14 +93,14 @@ def _context(filters: MessageFilters) -> dict:
 
 
 @bp.get("/")
-def home():
+def home() -> ResponseReturnValue:
     """The site root leads to the dashboard."""
     return redirect(url_for("dashboard.index"))
 
 
 @bp.get("/dashboard")
 @login_required
-def index():
+def index() -> ResponseReturnValue:
     """The whole dashboard; each section then refreshes itself from its partial."""
     filters = _filters()
     sections = {name: build(filters) for name, build in PARTIALS.items()}
@@ -108,7 +109,7 @@ def index():
 
 @bp.get("/dashboard/partials/<name>")
 @login_required
-def partial(name: str):
+def partial(name: str) -> ResponseReturnValue:
     """One section alone, as an HTMX swap target (a fragment, not a page)."""
     build = PARTIALS.get(name)
     if build is None:
@@ -119,7 +120,7 @@ def partial(name: str):
 
 @bp.get("/dashboard/messages/<int:message_id>")
 @login_required
-def message_detail(message_id: int):
+def message_detail(message_id: int) -> ResponseReturnValue:
     """Everything about one message: payload, attempts, errors, its order and its reply."""
     message = db.session.get(
         WebhookMessage, message_id,
@@ -148,7 +149,7 @@ def _replay(ids: list[int]) -> None:
 
 @bp.post("/dashboard/messages/<int:message_id>/replay")
 @admin_required
-def replay_one(message_id: int):
+def replay_one(message_id: int) -> ResponseReturnValue:
     """Re-queue one dead, failed, rate-limited or stale message."""
     if db.session.get(WebhookMessage, message_id) is None:
         abort(404)
@@ -158,7 +159,7 @@ def replay_one(message_id: int):
 
 @bp.route("/dashboard/replay", methods=["GET", "POST"])
 @admin_required
-def bulk_replay():
+def bulk_replay() -> ResponseReturnValue:
     """Show how many messages the filters select, then re-queue them when confirmed."""
     filters = MessageFilters.from_args(request.values)
     if not filters.bulk_replayable:
