@@ -102,8 +102,8 @@ def record(source: str, events: Events, client_ip: str | None, endpoint: str,
 
 
 @functools.cache
-def _statements(dialect: str) -> tuple[Insert, Insert]:
-    """The audit insert and the message upsert, with bound parameters so each compiles once."""
+def _statements(dialect: str) -> tuple[Insert, Insert, Insert]:
+    """The audit insert, the message upsert and both in one statement, built and compiled once."""
     audit_insert = insert(audit.table).values({c: bindparam(f"audit_{c}") for c in audit.COLUMNS})
     values = _INSERTS.get(dialect, postgresql.insert)(_messages).values(
         {c: bindparam(c) for c in _MESSAGE_COLUMNS})
@@ -112,18 +112,18 @@ def _statements(dialect: str) -> tuple[Insert, Insert]:
         set_={"duplicate_count": _messages.c.duplicate_count + 1,
               "last_duplicate_at": values.excluded.first_received_at},
     ).returning(_messages.c.id, _messages.c.duplicate_count, _messages.c.status)
-    return audit_insert, upsert
+    return audit_insert, upsert, upsert.add_cte(audit_insert.cte("audit"))
 
 
 def _store(dialect: str, audit_row: dict, rows: list[dict], side: list[Executable]) -> list[tuple]:
     """Write the audit row, the messages and ``side`` statements atomically; the upsert's rows."""
-    audit_insert, upsert = _statements(dialect)
+    audit_insert, upsert, upsert_with_audit = _statements(dialect)
     audit_params = {f"audit_{k}": v for k, v in audit_row.items()}
     if dialect == "postgresql" and len(rows) <= 1:
         # The usual request: one statement (the rest as data-modifying CTEs) is one transaction
         # by itself, so it runs in autocommit: one round trip instead of BEGIN, INSERT, COMMIT.
         if rows:
-            stmt, params = upsert.add_cte(audit_insert.cte("audit")), {**rows[0], **audit_params}
+            stmt, params = upsert_with_audit, {**rows[0], **audit_params}
         else:
             stmt, params = audit_insert, audit_params
         if side:
