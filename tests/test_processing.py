@@ -257,6 +257,27 @@ def test_a_worker_killed_mid_send_is_not_followed_by_a_second_reply(shop, httpse
         assert db.session.scalar(select(func.count()).select_from(Order)) == 1
 
 
+def test_an_order_left_without_its_reply_is_reused_not_doubled(shop, httpserver):
+    """A first try meets an order that already exists: the unique key fails it, the retry reuses the order."""
+    meta_ok(httpserver)
+    message_id = add_message(shop, ORDER_TEXT)
+    with shop.app_context():
+        db.session.add(Order(webhook_message_id=message_id, phone_number=PHONE, total=Decimal("42.00")))
+        db.session.commit()
+
+    process_message(message_id)
+    failed, _, _ = load(shop, message_id)
+    process_message(message_id)
+
+    assert failed.status == "failed" and "IntegrityError" in failed.error_message and failed.attempts == 1
+    message, order, reply = load(shop, message_id)
+    assert message.status == "completed" and message.attempts == 2
+    assert order.total == Decimal("42.00") and f"Order #{order.id}" in reply.body
+    with shop.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Order)) == 1
+    assert len(provider_requests(httpserver)) == 1
+
+
 # --- failures -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("source,status,error,reason", [

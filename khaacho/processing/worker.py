@@ -46,6 +46,7 @@ class Claim:
 
     id: int
     attempt: int
+    first_try: bool  # never attempted before, so no order or reply can exist yet
     source: str
     provider_message_id: str
     customer: str
@@ -63,50 +64,69 @@ class PendingSend:
     body: str
 
 
-def claim(message_id: int) -> Claim | None:
-    """Take a queued or failed message for processing; None when it is not claimable (any more)."""
+def _claim(message_id: int) -> Claim | None:
     row = db.session.execute(
         update(WebhookMessage)
         .where(WebhookMessage.id == message_id, WebhookMessage.status.in_(CLAIMABLE))
         .values(status="processing", attempts=WebhookMessage.attempts + 1, next_attempt_at=None,
                 updated_at=utcnow())
-        .returning(WebhookMessage.attempts, WebhookMessage.webhook_source, WebhookMessage.message_id,
-                   WebhookMessage.phone_number, WebhookMessage.sender_id, WebhookMessage.message_type,
-                   WebhookMessage.message_text, WebhookMessage.request_id)
+        .returning(WebhookMessage.attempts, WebhookMessage.error_count, WebhookMessage.webhook_source,
+                   WebhookMessage.message_id, WebhookMessage.phone_number, WebhookMessage.sender_id,
+                   WebhookMessage.message_type, WebhookMessage.message_text, WebhookMessage.request_id)
         .execution_options(synchronize_session=False)
     ).one_or_none()
-    db.session.commit()
     if row is None:
         return None
-    return Claim(message_id, row.attempts, row.webhook_source, row.message_id,
-                 row.phone_number or row.sender_id, row.message_type, row.message_text, row.request_id)
+    return Claim(message_id, row.attempts, row.attempts == 1 and row.error_count == 0, row.webhook_source,
+                 row.message_id, row.phone_number or row.sender_id, row.message_type, row.message_text,
+                 row.request_id)
+
+
+def claim(message_id: int) -> Claim | None:
+    """Take a queued or failed message for processing (committed); None when it is not claimable."""
+    job = _claim(message_id)
+    db.session.commit()
+    return job
 
 
 def process(message_id: int) -> Outcome:
-    """Claim the message, make its order and reply, send the reply once and complete the message."""
-    job = claim(message_id)
+    """Claim the message, make its order and reply, send the reply once and complete the message.
+
+    The claim is committed together with the order and the ``sending`` reply, so a worker
+    killed before that commit leaves the message as it found it, for the sweep.
+    """
+    try:
+        job = _claim(message_id)
+        pending, note = _prepare_reply(job) if job is not None else (None, None)
+    except Exception as exc:
+        db.session.rollback()
+        log.exception("message %s could not be prepared", message_id, extra={"message_id": message_id})
+        return _fail_unprepared(message_id, f"{exc.__class__.__name__}: {exc}")
     if job is None:
+        db.session.rollback()
         log.info("message %s is not queued or failed; nothing to do", message_id,
                  extra={"message_id": message_id})
         return Outcome("skipped")
     token = request_id_var.set(job.request_id)
     try:
-        return _run(job)
+        if job.message_type in NO_REPLY_TYPES:
+            return _finish(job, "ignored")
+        if pending is None:
+            return _finish(job, "completed", note=note)
+        return _send(job, pending)
     finally:
         request_id_var.reset(token)
 
 
-def _run(job: Claim) -> Outcome:
-    if job.message_type in NO_REPLY_TYPES:
-        return _finish(job, "ignored")
-    try:
-        pending, note = _prepare_reply(job)
-    except Exception as exc:
-        db.session.rollback()
-        log.exception("message %s could not be prepared", job.id, extra={"message_id": job.id})
-        return Outcome(*record_failure(job.id, job.attempt, f"{exc.__class__.__name__}: {exc}"))
-    if pending is None:
-        return _finish(job, "completed", note=note)
+def _fail_unprepared(message_id: int, reason: str) -> Outcome:
+    """Count a failed attempt that never got as far as committing its claim."""
+    job = claim(message_id)
+    if job is None:
+        return Outcome("skipped")
+    return Outcome(*record_failure(job.id, job.attempt, reason))
+
+
+def _send(job: Claim, pending: PendingSend) -> Outcome:
     try:
         provider_id = send_reply(
             job.source, pending.recipient, pending.body,
@@ -123,10 +143,19 @@ def _run(job: Claim) -> Outcome:
 
 
 def _prepare_reply(job: Claim) -> tuple[PendingSend | None, str | None]:
-    """Commit the order and a ``sending`` reply; returns what to send (None if nothing) and a note."""
-    outbound = db.session.scalar(select(OutboundMessage).where(OutboundMessage.webhook_message_id == job.id))
+    """Add the order and the reply; returns the reply to send, committed as ``sending``, or a note.
+
+    Without a reply to send nothing is committed here: ``_finish`` commits the claim with the
+    final status. On a first try the lookups are skipped; should an order or reply exist after
+    all, its unique key fails the transaction and the retry takes the lookup path.
+    """
+    if job.message_type in NO_REPLY_TYPES:
+        return None, None
+    outbound = None if job.first_try else db.session.scalar(
+        select(OutboundMessage).where(OutboundMessage.webhook_message_id == job.id))
     if outbound is None:
-        order = db.session.scalar(select(Order).where(Order.webhook_message_id == job.id))
+        order = None if job.first_try else db.session.scalar(
+            select(Order).where(Order.webhook_message_id == job.id))
         lines = []
         if order is None:
             lines = ordering.read_lines(job.text)
@@ -148,7 +177,6 @@ def _prepare_reply(job: Claim) -> tuple[PendingSend | None, str | None]:
         log.warning("message %s: %s", job.id, UNKNOWN_NOTE, extra={"message_id": job.id})
         _set_outbound(pending.outbound_id, status, status="unknown", last_error=UNKNOWN_NOTE)
         return None, UNKNOWN_NOTE
-    db.session.rollback()
     return None, None
 
 

@@ -1,0 +1,244 @@
+"""Drain queued order messages with real huey_consumer processes on PostgreSQL + Redis.
+
+For each consumer configuration (``PxT``: P huey_consumer processes with T threads each; the
+second and later run with ``-n`` so periodic tasks run once), the bench inserts N queued
+messages (the texts of tests/data/orders.json, half Meta, half Twilio), enqueues N
+``process_message`` tasks, starts the consumers and times until every message is
+``completed``. Replies go to a keep-alive HTTP stand-in for Meta and Twilio on loopback.
+Redis is a redis-server of the bench's own on a free loopback port; the PostgreSQL database
+is created for the run and dropped after.
+
+Run from the repository root::
+
+    .venv/bin/python bench/worker.py                     # 10,000 messages; 1x4, 2x4, 2x8
+    .venv/bin/python bench/worker.py --messages 2000 --configs 1x2,2x2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+PHONE_ID = "112233445566778"
+ACCOUNT_SID = "AC00000000000000000000000000000000"
+SECRETS = {
+    "WHATSAPP_APP_SECRET": "bench-app-secret", "WHATSAPP_VERIFY_TOKEN": "bench-verify",
+    "WHATSAPP_ACCESS_TOKEN": "bench-token", "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID,
+    "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": "bench-twilio-token",
+    "TWILIO_WHATSAPP_NUMBER": "whatsapp:+14155238886", "SECRET_KEY": "bench-secret",
+}
+
+
+class ProviderStandIn(BaseHTTPRequestHandler):
+    """Answers Meta's and Twilio's send endpoints the way they answer a success, kept alive."""
+
+    protocol_version = "HTTP/1.1"
+    count = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with ProviderStandIn.lock:
+            ProviderStandIn.count += 1
+            n = ProviderStandIn.count
+        if self.path == f"/{PHONE_ID}/messages":
+            status, body = 200, {"messaging_product": "whatsapp", "messages": [{"id": f"wamid.BENCH{n}"}]}
+        elif self.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json":
+            status, body = 201, {"sid": f"SM{n:032d}", "status": "queued"}
+        else:
+            status, body = 404, {"error": "unknown path"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        """Silent: the bench prints its own figures."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(workdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    import redis
+
+    for _ in range(100):
+        try:
+            redis.Redis.from_url(url).ping()
+            return proc, url
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def create_database(admin_url: str) -> str:
+    name = f"khaacho_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def prepare_schema(env: dict) -> None:
+    """Migrations and the demo catalog, through the real CLI."""
+    catalog = str(ROOT / "khaacho" / "data" / "demo_catalog.csv")
+    for args in (["db", "upgrade"], ["catalog", "import", catalog]):
+        subprocess.run([str(VENV_BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT, env=env, check=True,
+                       capture_output=True)
+
+
+def insert_messages(db_url: str, count: int) -> None:
+    """Empty the message tables and insert ``count`` queued messages."""
+    texts = [case["text"] for case in json.loads((ROOT / "tests" / "data" / "orders.json").read_text())]
+    now = datetime.now(UTC)
+    rows = []
+    for i in range(count):
+        source = "whatsapp" if i % 2 == 0 else "twilio"
+        phone = f"+97798{i % 100000:08d}"
+        message_id = f"wamid.BENCHIN{i}" if source == "whatsapp" else f"SM{i:032d}"
+        rows.append((message_id, source, phone, phone, "text", texts[i % len(texts)], "queued", 0, now, 0, 0,
+                     now, now))
+    with psycopg.connect(db_url) as conn:
+        conn.execute("TRUNCATE webhook_messages, orders, order_items, outbound_messages"
+                     " RESTART IDENTITY CASCADE")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO webhook_messages (message_id, webhook_source, phone_number, sender_id,"
+                " message_type, message_text, status, duplicate_count, first_received_at, attempts,"
+                " error_count, updated_at, created_at) VALUES (" + ", ".join(["%s"] * 13) + ")", rows)
+
+
+def enqueue_all(env: dict, count: int) -> float:
+    """Queue a process_message task per message id, from a child using the service environment."""
+    started = time.monotonic()
+    code = ("from wsgi import app\nfrom khaacho.tasks import process_message\n"
+            f"for i in range(1, {count} + 1):\n    process_message(i)\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+def completed(db_url: str) -> dict[str, int]:
+    with psycopg.connect(db_url) as conn:
+        return dict(conn.execute("SELECT status, count(*) FROM webhook_messages GROUP BY status").fetchall())
+
+
+def run_config(spec: str, env: dict, db_url: str, count: int, logdir: Path, timeout: float) -> dict:
+    processes, threads = (int(part) for part in spec.lower().split("x"))
+    insert_messages(db_url, count)
+    enqueue_seconds = enqueue_all(env, count)
+    ProviderStandIn.count = 0
+    consumers = []
+    started = time.monotonic()
+    for n in range(processes):
+        args = [str(VENV_BIN / "huey_consumer"), "wsgi.huey", "-k", "thread", "-w", str(threads), "-q"]
+        if n:
+            args.append("-n")
+        log = open(logdir / f"consumer-{spec}-{n}.log", "wb")  # noqa: SIM115  (closed with the process)
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        consumers.append((proc, log))
+    first_done = None
+    try:
+        while time.monotonic() - started < timeout:
+            statuses = completed(db_url)
+            done = statuses.get("completed", 0)
+            if done and first_done is None:
+                first_done = time.monotonic()
+            if done >= count:
+                break
+            time.sleep(0.25)
+        elapsed = time.monotonic() - started
+    finally:
+        for proc, _ in consumers:
+            proc.send_signal(signal.SIGINT)
+        for proc, log in consumers:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+    statuses = completed(db_url)
+    with psycopg.connect(db_url) as conn:
+        orders, sent = conn.execute(
+            "SELECT (SELECT count(*) FROM orders),"
+            " (SELECT count(*) FROM outbound_messages WHERE status = 'sent')"
+        ).fetchone()
+    done = statuses.get("completed", 0)
+    steady = (done - 1) / (elapsed - (first_done - started)) if first_done and done > 1 else 0.0
+    return {"config": spec, "messages": count, "completed": done, "statuses": statuses, "seconds": elapsed,
+            "per_second": done / elapsed, "steady_per_second": steady, "orders": orders, "replies_sent": sent,
+            "provider_requests": ProviderStandIn.count, "enqueue_seconds": enqueue_seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--configs", default="1x4,2x4,2x8", help="comma-separated PxT: processes x threads")
+    parser.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL",
+                                                                 "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--timeout", type=float, default=300, help="seconds allowed per configuration")
+    args = parser.parse_args()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ProviderStandIn)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    provider_url = f"http://127.0.0.1:{server.server_address[1]}"
+    workdir = Path(tempfile.mkdtemp(prefix="khaacho-bench-"))
+    redis_proc, redis_url = start_redis(workdir)
+    db_url = create_database(args.pg_admin_url)
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
+    env.update(SECRETS)
+    env.update({"DATABASE_URL": db_url, "REDIS_URL": redis_url, "WHATSAPP_API_URL": provider_url,
+                "TWILIO_API_URL": provider_url, "PYTHONUNBUFFERED": "1"})
+    results = []
+    try:
+        prepare_schema(env)
+        for spec in args.configs.split(","):
+            result = run_config(spec.strip(), env, db_url, args.messages, workdir, args.timeout)
+            results.append(result)
+            print(f"{result['config']:>5}: {result['completed']}/{result['messages']} completed in "
+                  f"{result['seconds']:.1f} s = {result['per_second']:.0f} msg/s "
+                  f"(steady {result['steady_per_second']:.0f} msg/s; orders {result['orders']}, "
+                  f"replies sent {result['replies_sent']}, provider requests {result['provider_requests']}; "
+                  f"enqueue {result['enqueue_seconds']:.1f} s)", flush=True)
+    finally:
+        server.shutdown()
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        drop_database(args.pg_admin_url, db_url)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(results, default=str))
+
+
+if __name__ == "__main__":
+    main()
