@@ -100,40 +100,49 @@ def _source_filter(column, source: str) -> list:
     return [] if source == "all" else [column == source]
 
 
-def processing(since: datetime, source: str = "all") -> list[dict]:
-    """Messages received since ``since`` by source and status, with timings and counts."""
+def processing_report(since: datetime, source: str = "all") -> tuple[list[dict], list[dict]]:
+    """From one scan: messages by source and status (with timings and counts), and per hour."""
     m = WebhookMessage
+    hour = hour_of(m.created_at)
     rows = db.session.execute(
         select(
-            m.webhook_source, m.status, func.count(),
-            func.avg(m.response_time_ms), func.max(m.response_time_ms),
+            hour, m.webhook_source, m.status, func.count(), func.sum(m.response_time_ms),
+            func.count(m.response_time_ms), func.max(m.response_time_ms),
             func.sum(m.duplicate_count), func.sum(m.error_count),
         )
         .where(m.created_at >= since, *_source_filter(m.webhook_source, source))
-        .group_by(m.webhook_source, m.status)
-        .order_by(m.webhook_source, func.count().desc())
-    )
-    return [
+        .group_by(hour, m.webhook_source, m.status)
+    ).all()
+    groups: dict[tuple[str, str], list] = {}
+    hours: dict[str, list[int]] = {}
+    for h, src, status, count, ms_sum, ms_count, peak, dups, errors in rows:
+        group = groups.setdefault((src, status), [0, 0.0, 0, None, 0, 0])
+        group[0] += count
+        group[1] += float(ms_sum or 0.0)
+        group[2] += ms_count
+        if peak is not None:
+            group[3] = peak if group[3] is None else max(group[3], peak)
+        group[4] += int(dups or 0)
+        group[5] += int(errors or 0)
+        totals = hours.setdefault(_hour_iso(h), [0, 0])
+        totals[0] += count
+        totals[1] += count if status in ("failed", "dead") else 0
+    by_status = [
         {
             "webhook_source": src, "status": status, "message_count": count,
-            "avg_response_time_ms": _round(avg), "max_response_time_ms": _round(peak),
-            "total_duplicates": int(dups or 0), "total_errors": int(errors or 0),
+            "avg_response_time_ms": _round(ms_sum / ms_count) if ms_count else None,
+            "max_response_time_ms": _round(peak), "total_duplicates": dups, "total_errors": errors,
         }
-        for src, status, count, avg, peak, dups, errors in rows
+        for (src, status), (count, ms_sum, ms_count, peak, dups, errors)
+        in sorted(groups.items(), key=lambda item: (item[0][0], -item[1][0], item[0][1]))
     ]
+    per_hour = [{"hour": h, "message_count": n, "problem_count": p} for h, (n, p) in sorted(hours.items())]
+    return by_status, per_hour
 
 
-def messages_per_hour(since: datetime, source: str = "all") -> list[dict]:
-    """Messages per hour, and how many of them failed or died, for the processing chart."""
-    m = WebhookMessage
-    hour = hour_of(m.created_at)
-    problem = case((m.status.in_(("failed", "dead")), 1), else_=0)
-    rows = db.session.execute(
-        select(hour, func.count(), func.sum(problem))
-        .where(m.created_at >= since, *_source_filter(m.webhook_source, source))
-        .group_by(hour).order_by(hour)
-    )
-    return [{"hour": _hour_iso(h), "message_count": n, "problem_count": int(p or 0)} for h, n, p in rows]
+def processing(since: datetime, source: str = "all") -> list[dict]:
+    """Messages received since ``since`` by source and status, with timings and counts."""
+    return processing_report(since, source)[0]
 
 
 def security(since: datetime, source: str = "all") -> list[dict]:

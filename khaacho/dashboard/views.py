@@ -24,6 +24,7 @@ ENDPOINT_LABELS = {
     "/api/v1/whatsapp-hardened/twilio/webhook": "Twilio webhook",
 }
 
+
 def _filters() -> MessageFilters:
     return MessageFilters.from_args(request.args)
 
@@ -39,13 +40,13 @@ def _health(filters: MessageFilters) -> dict:
 def _processing(filters: MessageFilters) -> dict:
     since = stats.window_start(filters.hours)
     source = _stats_source(filters)
-    hourly = stats.messages_per_hour(since, source)
+    rows, hourly = stats.processing_report(since, source)
     chart = charts.stacked_columns(charts.hour_axis(filters.hours), [
         ("completed or in progress", "ok",
          {r["hour"]: r["message_count"] - r["problem_count"] for r in hourly}),
         ("failed or dead", "bad", {r["hour"]: r["problem_count"] for r in hourly}),
     ], unit=" messages")
-    return {"rows": stats.processing(since, source), "chart": chart, "queue": stats.queue(),
+    return {"rows": rows, "chart": chart, "queue": stats.queue(),
             "format_age": stats.format_age}
 
 
