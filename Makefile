@@ -13,6 +13,13 @@ export TWILIO_WHATSAPP_NUMBER ?= whatsapp:+14155238886
 export WHATSAPP_PHONE_NUMBER_ID ?= 112233445566778
 export WHATSAPP_ACCESS_TOKEN ?= dev-access-token
 export TRUSTED_PROXY_COUNT ?= 0
+# Replies go to a loopback stand-in for Meta and Twilio unless real API URLs are given.
+DEMO_PROVIDER_PORT ?= 8001
+ifndef WHATSAPP_API_URL
+export WHATSAPP_API_URL := http://127.0.0.1:$(DEMO_PROVIDER_PORT)/v21.0
+export TWILIO_API_URL ?= http://127.0.0.1:$(DEMO_PROVIDER_PORT)
+START_DEMO_PROVIDER := 1
+endif
 
 .PHONY: run test install lint
 
@@ -31,10 +38,14 @@ run: $(STAMP)
 	@echo "Meta webhook:   http://127.0.0.1:$(PORT)/api/v1/whatsapp-hardened/webhook"
 	@echo "Twilio webhook: http://127.0.0.1:$(PORT)/api/v1/whatsapp-hardened/twilio/webhook"
 	@echo "demo traffic:   $(BIN)/flask --app wsgi webhooks simulate --url http://127.0.0.1:$(PORT)"
-	@trap 'kill $$web $$worker 2>/dev/null; wait; echo stopped' INT TERM; \
+	@trap 'kill $$web $$worker $$provider 2>/dev/null; wait; echo stopped' INT TERM; \
+	if [ -n "$(START_DEMO_PROVIDER)" ]; then \
+	  echo "replies go to a loopback stand-in for Meta/Twilio on port $(DEMO_PROVIDER_PORT)"; \
+	  $(BIN)/flask --app wsgi demo provider --port $(DEMO_PROVIDER_PORT) & provider=$$!; \
+	fi; \
 	$(BIN)/huey_consumer wsgi.huey -w 2 -k thread & worker=$$!; \
-	$(BIN)/gunicorn wsgi:app -b 127.0.0.1:$(PORT) -w 2 --access-logfile - & web=$$!; \
-	wait $$web; kill $$worker 2>/dev/null; wait
+	$(BIN)/gunicorn wsgi:app -b 127.0.0.1:$(PORT) -w 2 & web=$$!; \
+	wait $$web; kill $$worker $$provider 2>/dev/null; wait
 
 ## test: the whole suite (SQLite unit tests; PostgreSQL + Redis integration tests on loopback)
 test: $(STAMP)

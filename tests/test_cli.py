@@ -125,3 +125,17 @@ def test_cli_works_on_an_empty_postgres_database_given_as_postgres_scheme(tmp_pa
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_demo_provider_accepts_replies_like_the_providers():
+    from werkzeug.test import Client
+
+    from khaacho.demo import _provider_app
+
+    client = Client(_provider_app)
+    meta = client.post("/v21.0/112233445566778/messages",
+                       json={"to": "9779841234567", "text": {"body": "Order confirmed"}})
+    assert meta.status_code == 200 and meta.json["messages"][0]["id"].startswith("wamid.")
+    twilio = client.post("/2010-04-01/Accounts/AC1/Messages.json", data={"To": "whatsapp:+977", "Body": "ok"})
+    assert twilio.status_code == 201 and twilio.json["sid"].startswith("SM")
+    assert client.get("/anything").status_code == 404
