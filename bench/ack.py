@@ -4,7 +4,8 @@ Each app runs under the same gunicorn configuration (sync workers) on loopback, 
 PostgreSQL database and its own redis-server; wrk replays pre-signed webhooks, each a unique
 text message from a random sender (``bench/ack.lua``). After each run the rows are counted: every
 answered message must be stored (stored >= answered; at most ``connections`` more were in flight
-when wrk stopped).
+when wrk stopped). ``load`` is the 1-minute load average after the run: the figures only mean
+something on an otherwise idle machine.
 
     .venv/bin/python bench/ack.py [--duration 10] [--connections 32] [--threads 2] [--workers 4]
 """
@@ -22,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -45,17 +48,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for_app(url: str, proc: subprocess.Popen, answers: int, timeout: float = 60) -> None:
+    """Until ``answers`` requests in a row are answered; the warm-up then brings up the other workers."""
+    deadline, answered = time.monotonic() + timeout, 0
+    while answered < answers:
         if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} does not answer")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+            urllib.request.urlopen(url, timeout=2)
+            answered += 1
+        except urllib.error.HTTPError:
+            answered += 1  # any HTTP answer means a worker has the app loaded
         except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
+            answered = 0
+            time.sleep(0.2)
 
 
 def write_requests(path: Path, prefix: str, count: int) -> None:
@@ -124,14 +132,15 @@ def run_app(app: str, args: argparse.Namespace, env: dict, workdir: Path) -> dic
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
         )
     try:
-        wait_for_port(port, server)
         url = f"http://127.0.0.1:{port}{PATH}"
+        wait_for_app(url, server, args.workers)
         wrk(url, workdir / f"{app}-warm.txt", args, args.warmup)
         result = wrk(url, workdir / f"{app}.txt", args, args.duration)
     finally:
         server.terminate()
         server.wait(15)
     result["app"] = app
+    result["load"] = os.getloadavg()[0]
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["answered_2xx"] = result["requests"] - result["non_2xx"]
     if app != "bare":
@@ -144,13 +153,13 @@ def report(results: list[dict], args: argparse.Namespace) -> bool:
     by_app = {r["app"]: r for r in results}
     print(f"\nack benchmark: {args.workers} sync gunicorn workers, wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration}s on loopback, PostgreSQL + Redis\n")
-    print("| app | req/s | p50 ms | p99 ms | max ms | non-2xx | socket errors | answered | stored |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| app | req/s | p50 ms | p99 ms | max ms | non-2xx | socket errors | answered | stored | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
         print(f"| {r['app']} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | "
               f"{r['max_us'] / 1000:.1f} | {r['non_2xx']} | {errors} | {r['answered_2xx']} | "
-              f"{r.get('stored', '-')} |")
+              f"{r.get('stored', '-')} | {r['load']:.1f} |")
     ok = True
     lean, project = by_app.get("lean"), by_app.get("project")
     for name, r in by_app.items():
@@ -182,7 +191,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds of measured load per app")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load first")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load first")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
