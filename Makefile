@@ -21,7 +21,7 @@ export TWILIO_API_URL ?= http://127.0.0.1:$(DEMO_PROVIDER_PORT)
 START_DEMO_PROVIDER := 1
 endif
 
-.PHONY: run test install lint
+.PHONY: run simulate test install lint
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -37,7 +37,7 @@ run: $(STAMP)
 	@echo "dashboard: http://127.0.0.1:$(PORT)/dashboard"
 	@echo "Meta webhook:   http://127.0.0.1:$(PORT)/api/v1/whatsapp-hardened/webhook"
 	@echo "Twilio webhook: http://127.0.0.1:$(PORT)/api/v1/whatsapp-hardened/twilio/webhook"
-	@echo "demo traffic:   $(BIN)/flask --app wsgi webhooks simulate --url http://127.0.0.1:$(PORT)"
+	@echo "demo traffic:   make simulate   (in a second terminal)"
 	@trap 'kill $$web $$worker $$provider 2>/dev/null; wait; echo stopped' INT TERM; \
 	if [ -n "$(START_DEMO_PROVIDER)" ]; then \
 	  echo "replies go to a loopback stand-in for Meta/Twilio on port $(DEMO_PROVIDER_PORT)"; \
@@ -46,6 +46,10 @@ run: $(STAMP)
 	$(BIN)/huey_consumer wsgi.huey -w 2 -k thread & worker=$$!; \
 	$(BIN)/gunicorn wsgi:app -b 127.0.0.1:$(PORT) -w 2 & web=$$!; \
 	wait $$web; kill $$worker $$provider 2>/dev/null; wait
+
+## simulate: signed demo traffic to the instance `make run` started (same demo secrets)
+simulate: $(STAMP)
+	$(BIN)/flask --app wsgi webhooks simulate --url http://127.0.0.1:$(PORT) --count $(or $(COUNT),60)
 
 ## test: the whole suite (SQLite unit tests; PostgreSQL + Redis integration tests on loopback)
 test: $(STAMP)
