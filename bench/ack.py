@@ -8,6 +8,7 @@ when wrk stopped). ``load`` is the 1-minute load average after the run: the figu
 something on an otherwise idle machine.
 
     .venv/bin/python bench/ack.py [--duration 10] [--connections 32] [--threads 2] [--workers 4]
+                                  [--worker-class sync|gthread --worker-threads N] [--apps bare,lean,project]
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ def run_app(app: str, args: argparse.Namespace, env: dict, workdir: Path) -> dic
     with open(workdir / f"{app}.log", "w") as log:
         server = subprocess.Popen(
             [str(BIN / "gunicorn"), TARGETS[app], "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
-             "-k", "sync", "--backlog", "2048", "--log-level", "warning"],
+             "-k", args.worker_class, "--threads", str(args.worker_threads), "--backlog", "2048",
+             "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
         )
     try:
@@ -151,7 +153,8 @@ def run_app(app: str, args: argparse.Namespace, env: dict, workdir: Path) -> dic
 def report(results: list[dict], args: argparse.Namespace) -> bool:
     """Print the table and the checks; True when every target holds."""
     by_app = {r["app"]: r for r in results}
-    print(f"\nack benchmark: {args.workers} sync gunicorn workers, wrk -t{args.threads} -c{args.connections} "
+    print(f"\nack benchmark: gunicorn -w {args.workers} -k {args.worker_class} "
+          f"--threads {args.worker_threads}, wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration}s on loopback, PostgreSQL + Redis\n")
     print("| app | req/s | p50 ms | p99 ms | max ms | non-2xx | socket errors | answered | stored | load |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -194,7 +197,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load first")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
+    parser.add_argument("--worker-threads", type=int, default=1, help="threads per gthread worker")
     parser.add_argument("--apps", default="bare,lean,project")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin URL")
     parser.add_argument("--database", default="khaacho_bench_ack")
