@@ -4,59 +4,74 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from khaacho.extensions import db
 from khaacho.models import Order, OrderItem, Product
-from khaacho.orders.catalog import active_catalog
-from khaacho.orders.matcher import OrderLine, read_order
+from khaacho.orders.matcher import Catalog, OrderLine, read_order
 from khaacho.replies import compose
 
 CENT = Decimal("0.01")
+ITEM_FIELDS = ("raw_text", "product_id", "quantity", "unit", "unit_price")
+
+ADD_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
+ADD_ITEMS = insert(OrderItem.__table__)
+
+_products: tuple[Catalog, dict[int, tuple[str, str]]] | None = None
 
 
-def read_lines(text: str | None) -> list[OrderLine]:
-    """The order lines in a message, matched against the active catalog."""
-    return read_order(text or "", active_catalog()) if text and text.strip() else []
+def read_lines(text: str | None, catalog: Catalog) -> list[OrderLine]:
+    """The order lines in a message, matched against the catalog."""
+    return read_order(text, catalog) if text and text.strip() else []
 
 
-def create_order(message_id: int, customer: str, lines: list[OrderLine]) -> Order | None:
-    """Add (not commit) the order for the matched lines; None when no line matched a product."""
+def _product_names(catalog: Catalog) -> dict[int, tuple[str, str]]:
+    """Name and unit of every product, reloaded whenever ``active_catalog`` rebuilds the catalog."""
+    global _products
+    if _products is None or _products[0] is not catalog:
+        rows = db.session.execute(select(Product.id, Product.name, Product.unit))
+        _products = (catalog, {row.id: (row.name, row.unit) for row in rows})
+    return _products[1]
+
+
+def create_order(message_id: int, customer: str, lines: list[OrderLine]) -> tuple[int | None, list[dict]]:
+    """Insert (not commit) the order for the lines; returns its id and items, or None when none matched."""
     if not any(line.product_id is not None for line in lines):
-        return None
-    order = Order(webhook_message_id=message_id, phone_number=customer, status="received")
-    total = Decimal("0")
-    for line in lines:
-        quantity = Decimal(str(round(line.quantity, 3)))
-        order.items.append(OrderItem(product_id=line.product_id, quantity=quantity, unit=line.unit,
-                                     unit_price=line.unit_price, raw_text=line.text))
-        if line.product_id is not None and line.unit_price is not None:
-            total += (quantity * line.unit_price).quantize(CENT)
-    order.total = total
-    db.session.add(order)
-    return order
+        return None, []
+    items = [{"raw_text": line.text, "product_id": line.product_id, "unit": line.unit,
+              "quantity": Decimal(str(round(line.quantity, 3))), "unit_price": line.unit_price}
+             for line in lines]
+    total = sum(((item["quantity"] * item["unit_price"]).quantize(CENT) for item in items
+                 if item["product_id"] is not None and item["unit_price"] is not None), Decimal("0"))
+    order_id = db.session.execute(ADD_ORDER, {"webhook_message_id": message_id, "phone_number": customer,
+                                              "status": "received", "total": total}).scalar_one()
+    db.session.execute(ADD_ITEMS, [dict(item, order_id=order_id) for item in items])
+    return order_id, items
 
 
-def order_reply_lines(order: Order) -> list[compose.ReplyLine]:
-    """The order's items as reply lines, with product names and the units they are sold in."""
-    ids = {item.product_id for item in order.items if item.product_id is not None}
-    products = {row.id: row for row in db.session.execute(
-        select(Product.id, Product.name, Product.unit).where(Product.id.in_(ids))
-    )} if ids else {}
+def order_items(order_id: int) -> list[dict]:
+    """The stored items of an order, in the shape ``create_order`` returns them."""
+    columns = [getattr(OrderItem, field) for field in ITEM_FIELDS]
+    rows = db.session.execute(select(*columns).where(OrderItem.order_id == order_id).order_by(OrderItem.id))
+    return [dict(zip(ITEM_FIELDS, row, strict=True)) for row in rows]
+
+
+def reply_lines(items: list[dict], catalog: Catalog) -> list[compose.ReplyLine]:
+    """Order items as reply lines, with product names and the units the products are sold in."""
+    products = _product_names(catalog)
     lines = []
-    for item in order.items:
-        product = products.get(item.product_id)
-        price = item.unit_price if product is not None else None
-        sold_by = product.unit if product is not None and price is None else None
-        lines.append(compose.ReplyLine(item.raw_text, product.name if product else None,
-                                       Decimal(item.quantity), item.unit, price, sold_by))
+    for item in items:
+        name, sold_by = products.get(item["product_id"], (None, None))
+        price = item["unit_price"] if name is not None else None
+        lines.append(compose.ReplyLine(item["raw_text"], name, Decimal(item["quantity"]), item["unit"], price,
+                                       sold_by if price is None else None))
     return lines
 
 
-def reply_body(order: Order | None, lines: list[OrderLine]) -> str:
+def reply_body(order_id: int | None, items: list[dict], lines: list[OrderLine], catalog: Catalog) -> str:
     """The confirmation for an order, the not-found list, or the how-to-order help."""
-    if order is not None:
-        return compose.confirmation(order.id, order_reply_lines(order))
+    if order_id is not None:
+        return compose.confirmation(order_id, reply_lines(items, catalog))
     if lines:
         return compose.not_found([line.text for line in lines])
     return compose.help_text()

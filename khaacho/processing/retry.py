@@ -7,7 +7,7 @@ import random
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import ColumnElement, and_, update
+from sqlalchemy import BindParameter, ColumnElement, and_, update
 
 from khaacho.extensions import db
 from khaacho.models import OutboundMessage, WebhookMessage, utcnow
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 MAX_ERROR_LENGTH = 2000
 
 
-def in_attempt(message_id: int, attempt: int) -> ColumnElement[bool]:
+def in_attempt(message_id: int | BindParameter, attempt: int | BindParameter) -> ColumnElement[bool]:
     """The message while it is still ours: processing, in the attempt we claimed.
 
     The sweep may hand a message that looked stuck to another worker; writes fenced by the

@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from khaacho.extensions import db
 from khaacho.logs import request_id_var
 from khaacho.models import Order, OutboundMessage, WebhookMessage, utcnow
+from khaacho.orders.catalog import active_catalog
 from khaacho.processing import ordering
 from khaacho.processing.retry import in_attempt, record_failure
 from khaacho.replies import PermanentSendError, SendError, send_reply
@@ -64,17 +65,28 @@ class PendingSend:
     body: str
 
 
+_messages, _replies = WebhookMessage.__table__, OutboundMessage.__table__
+# The hot path's statements are built once; ``onupdate`` still stamps ``updated_at``.
+CLAIM = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("_id"), _messages.c.status.in_(CLAIMABLE))
+    .values(status="processing", attempts=_messages.c.attempts + 1, next_attempt_at=None,
+            updated_at=bindparam("_now"))
+    .returning(_messages.c.attempts, _messages.c.error_count, _messages.c.webhook_source,
+               _messages.c.message_id, _messages.c.phone_number, _messages.c.sender_id,
+               _messages.c.message_type, _messages.c.message_text, _messages.c.request_id)
+)
+ADD_REPLY = insert(_replies).returning(_replies.c.id)
+MARK_SENT = (update(_replies).where(_replies.c.id == bindparam("_id"))
+             .values(status="sent", provider_message_id=bindparam("_provider_id"), sent_at=bindparam("_now"),
+                     last_error=None))
+FINISH = (update(_messages).where(in_attempt(bindparam("_id"), bindparam("_attempt")))
+          .values(status=bindparam("_status"), processed_at=bindparam("_now"),
+                  error_message=bindparam("_note"), next_attempt_at=None))
+
+
 def _claim(message_id: int) -> Claim | None:
-    row = db.session.execute(
-        update(WebhookMessage)
-        .where(WebhookMessage.id == message_id, WebhookMessage.status.in_(CLAIMABLE))
-        .values(status="processing", attempts=WebhookMessage.attempts + 1, next_attempt_at=None,
-                updated_at=utcnow())
-        .returning(WebhookMessage.attempts, WebhookMessage.error_count, WebhookMessage.webhook_source,
-                   WebhookMessage.message_id, WebhookMessage.phone_number, WebhookMessage.sender_id,
-                   WebhookMessage.message_type, WebhookMessage.message_text, WebhookMessage.request_id)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
+    row = db.session.execute(CLAIM, {"_id": message_id, "_now": utcnow()}).one_or_none()
     if row is None:
         return None
     return Claim(message_id, row.attempts, row.attempts == 1 and row.error_count == 0, row.webhook_source,
@@ -151,31 +163,33 @@ def _prepare_reply(job: Claim) -> tuple[PendingSend | None, str | None]:
     """
     if job.message_type in NO_REPLY_TYPES:
         return None, None
-    outbound = None if job.first_try else db.session.scalar(
-        select(OutboundMessage).where(OutboundMessage.webhook_message_id == job.id))
+    outbound = None if job.first_try else db.session.execute(
+        select(OutboundMessage.id, OutboundMessage.status, OutboundMessage.recipient, OutboundMessage.body)
+        .where(OutboundMessage.webhook_message_id == job.id)).one_or_none()
     if outbound is None:
-        order = None if job.first_try else db.session.scalar(
-            select(Order).where(Order.webhook_message_id == job.id))
+        order_id = None if job.first_try else db.session.scalar(
+            select(Order.id).where(Order.webhook_message_id == job.id))
+        catalog = active_catalog()
         lines = []
-        if order is None:
-            lines = ordering.read_lines(job.text)
-            order = ordering.create_order(job.id, job.customer, lines)
-            db.session.flush()
-        outbound = OutboundMessage(webhook_message_id=job.id, provider=job.source, recipient=job.customer,
-                                   body=ordering.reply_body(order, lines), status="sending", attempts=1)
-        db.session.add(outbound)
-        db.session.flush()
-        pending = PendingSend(outbound.id, outbound.recipient, outbound.body)
+        if order_id is None:
+            lines = ordering.read_lines(job.text, catalog)
+            order_id, items = ordering.create_order(job.id, job.customer, lines)
+        else:
+            items = ordering.order_items(order_id)
+        body = ordering.reply_body(order_id, items, lines, catalog)
+        outbound_id = db.session.execute(ADD_REPLY, {
+            "webhook_message_id": job.id, "provider": job.source, "recipient": job.customer, "body": body,
+            "status": "sending", "attempts": 1,
+        }).scalar_one()
         db.session.commit()
-        return pending, None
+        return PendingSend(outbound_id, job.customer, body), None
     pending = PendingSend(outbound.id, outbound.recipient, outbound.body)
-    status = outbound.status
-    if status in ("pending", "failed"):
-        _set_outbound(pending.outbound_id, status, status="sending", attempts=OutboundMessage.attempts + 1)
+    if outbound.status in ("pending", "failed"):
+        _set_outbound(outbound.id, outbound.status, status="sending", attempts=OutboundMessage.attempts + 1)
         return pending, None
-    if status == "sending":
+    if outbound.status == "sending":
         log.warning("message %s: %s", job.id, UNKNOWN_NOTE, extra={"message_id": job.id})
-        _set_outbound(pending.outbound_id, status, status="unknown", last_error=UNKNOWN_NOTE)
+        _set_outbound(outbound.id, outbound.status, status="unknown", last_error=UNKNOWN_NOTE)
         return None, UNKNOWN_NOTE
     return None, None
 
@@ -195,19 +209,9 @@ def _finish(job: Claim, status: str, note: str | None = None, sent: tuple[int, s
     """Record the sent reply and the message's final status in one transaction."""
     now = utcnow()
     if sent is not None:
-        outbound_id, provider_id = sent
-        db.session.execute(
-            update(OutboundMessage)
-            .where(OutboundMessage.id == outbound_id)
-            .values(status="sent", provider_message_id=provider_id, sent_at=now, last_error=None)
-            .execution_options(synchronize_session=False)
-        )
-    changed = db.session.execute(
-        update(WebhookMessage)
-        .where(in_attempt(job.id, job.attempt))
-        .values(status=status, processed_at=now, error_message=note, next_attempt_at=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        db.session.execute(MARK_SENT, {"_id": sent[0], "_provider_id": sent[1], "_now": now})
+    changed = db.session.execute(FINISH, {"_id": job.id, "_attempt": job.attempt, "_status": status,
+                                          "_now": now, "_note": note}).rowcount
     db.session.commit()
     if not changed:
         log.warning("message %s was handed to another worker before attempt %s finished", job.id, job.attempt,

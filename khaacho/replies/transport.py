@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import urllib.request
 
 import requests
 
@@ -33,6 +34,11 @@ def http_session() -> requests.Session:
     session = getattr(_local, "session", None)
     if session is None:
         session = _local.session = requests.Session()
+        # Proxy settings are read from the environment once, not on every request (which scans
+        # the whole environment and ~/.netrc each time).
+        session.trust_env = False
+        session.proxies = {scheme: url for scheme, url in urllib.request.getproxies().items()
+                           if scheme in ("http", "https")}
     return session
 
 
