@@ -1,4 +1,4 @@
-"""process_message, the senders, retries, sweep, replay and cleanup, with Huey in immediate mode.
+"""process_message and the senders: orders, replies, exactly-once, failures (Huey immediate).
 
 A pytest-httpserver on loopback stands in for Meta's Cloud API and Twilio's REST API.
 """
@@ -12,92 +12,35 @@ import pytest
 from sqlalchemy import func, select, update
 from werkzeug import Response
 
-from khaacho.demo import DEMO_CATALOG
 from khaacho.extensions import db
-from khaacho.models import (
-    Order,
-    OutboundMessage,
-    WebhookMessage,
-    WebhookPerformanceMetric,
-    WebhookRateLimit,
-    WebhookSignatureLog,
-    utcnow,
-)
-from khaacho.orders.catalog import import_catalog
-from khaacho.processing import cleanup, retry, sweep, worker
+from khaacho.models import Order, OutboundMessage, WebhookMessage, utcnow
+from khaacho.processing import retry, sweep, worker
 from khaacho.tasks import process_message
 from tests.conftest import SECRETS
-
-PHONE = "+9779841234567"
-META_PATH = f"/{SECRETS['WHATSAPP_PHONE_NUMBER_ID']}/messages"
-TWILIO_PATH = f"/2010-04-01/Accounts/{SECRETS['TWILIO_ACCOUNT_SID']}/Messages.json"
-ORDER_TEXT = "10 kg chini ra 5 kg dal"
+from tests.processing_support import (
+    META_PATH,
+    ORDER_TEXT,
+    PHONE,
+    TWILIO_PATH,
+    add_message,
+    load,
+    meta_ok,
+    open_shop,
+    provider_requests,
+    twilio_ok,
+)
 
 
 @pytest.fixture
 def shop(any_app, httpserver):
     """The app on each backend, the demo catalog loaded and both providers on a loopback server."""
-    base = httpserver.url_for("").rstrip("/")
-    any_app.config.update(WHATSAPP_API_URL=base, TWILIO_API_URL=base)
-    with any_app.app_context():
-        import_catalog(DEMO_CATALOG)
-    return any_app
+    return open_shop(any_app, httpserver)
 
 
 @pytest.fixture
 def sqlite_shop(app, httpserver):
     """As ``shop``, on SQLite only, for the behaviour that does not depend on the database."""
-    base = httpserver.url_for("").rstrip("/")
-    app.config.update(WHATSAPP_API_URL=base, TWILIO_API_URL=base)
-    with app.app_context():
-        import_catalog(DEMO_CATALOG)
-    return app
-
-
-def meta_ok(httpserver, wamid: str = "wamid.REPLY1") -> None:
-    httpserver.expect_request(META_PATH, method="POST").respond_with_json(
-        {"messaging_product": "whatsapp", "contacts": [{"input": "9779841234567"}],
-         "messages": [{"id": wamid}]}
-    )
-
-
-def twilio_ok(httpserver, sid: str = "SM00000000000000000000000000000001") -> None:
-    httpserver.expect_request(TWILIO_PATH, method="POST").respond_with_json({"sid": sid, "status": "queued"},
-                                                                            status=201)
-
-
-def add_message(app, text: str | None, source: str = "whatsapp", status: str = "queued",
-                phone: str | None = PHONE, sender: str | None = None, age: timedelta = timedelta(0),
-                **fields) -> int:
-    """Insert a message row as the intake would have stored it; returns its id."""
-    with app.app_context():
-        count = db.session.scalar(select(func.count()).select_from(WebhookMessage))
-        when = utcnow() - age
-        message = WebhookMessage(
-            message_id=f"{'wamid.IN' if source == 'whatsapp' else 'SM'}{count + 1:05d}",
-            webhook_source=source,
-            phone_number=phone, sender_id=sender or phone, message_text=text, status=status,
-            created_at=when, first_received_at=when, updated_at=when, **fields,
-        )
-        db.session.add(message)
-        db.session.commit()
-        return message.id
-
-
-def load(app, message_id: int) -> tuple[WebhookMessage, Order | None, OutboundMessage | None]:
-    with app.app_context():
-        message = db.session.get(WebhookMessage, message_id)
-        order = db.session.scalar(select(Order).where(Order.webhook_message_id == message_id))
-        if order is not None:
-            order.items  # noqa: B018  (load before the session closes)
-        reply = db.session.scalar(
-            select(OutboundMessage).where(OutboundMessage.webhook_message_id == message_id))
-        db.session.expunge_all()
-        return message, order, reply
-
-
-def provider_requests(httpserver) -> list:
-    return [request for request, _ in httpserver.log]
+    return open_shop(app, httpserver)
 
 
 # --- orders and replies -------------------------------------------------------------------
@@ -358,196 +301,3 @@ def test_backoff_doubles_from_the_base_with_bounded_jitter():
         delays = [retry.backoff_delay(retry_number, 30) for _ in range(50)]
         assert all(low <= delay <= low * 1.25 for delay in delays)
         assert len(set(delays)) > 1
-
-
-# --- replay -------------------------------------------------------------------------------
-
-def test_replaying_a_dead_message_completes_it_with_one_order_and_one_reply(shop, httpserver):
-    httpserver.expect_oneshot_request(META_PATH).respond_with_json(
-        {"error": {"code": 190, "message": "token expired"}}, status=401)
-    message_id = add_message(shop, ORDER_TEXT)
-    process_message(message_id)
-    assert load(shop, message_id)[0].status == "dead"
-    meta_ok(httpserver)
-
-    result = shop.test_cli_runner().invoke(args=["webhooks", "replay", str(message_id)])
-    again = shop.test_cli_runner().invoke(args=["webhooks", "replay", str(message_id)])
-
-    assert result.exit_code == 0, result.output
-    assert f"{message_id}: dead -> queued" in result.output
-    assert f"{message_id}: left alone: status is completed" in again.output
-    message, order, reply = load(shop, message_id)
-    assert message.status == "completed" and reply.status == "sent" and reply.attempts == 2
-    assert len(provider_requests(httpserver)) == 2  # the refused send and the replayed one
-    with shop.app_context():
-        assert db.session.scalar(select(func.count()).select_from(Order)) == 1
-
-
-def test_replay_accepts_the_provider_message_id_and_reports_unknown_ids(sqlite_shop, httpserver):
-    meta_ok(httpserver)
-    message_id = add_message(sqlite_shop, ORDER_TEXT, status="rate_limited")
-    provider_id = load(sqlite_shop, message_id)[0].message_id
-
-    result = sqlite_shop.test_cli_runner().invoke(args=["webhooks", "replay", provider_id, "999"])
-
-    assert result.exit_code == 0, result.output
-    assert f"{provider_id} (id {message_id}): rate_limited -> queued" in result.output
-    assert "999: left alone: no such message" in result.output
-    assert "1 re-queued, 1 left alone" in result.output
-    assert load(sqlite_shop, message_id)[0].status == "completed"
-
-
-def test_bulk_replay_takes_only_the_status_source_and_period_asked_for(sqlite_shop, httpserver):
-    twilio_ok(httpserver)
-    wanted = add_message(sqlite_shop, ORDER_TEXT, source="twilio", status="dead", age=timedelta(hours=2))
-    too_old = add_message(sqlite_shop, ORDER_TEXT, source="twilio", status="dead", age=timedelta(hours=30))
-    other_source = add_message(sqlite_shop, ORDER_TEXT, source="whatsapp", status="dead")
-    other_status = add_message(sqlite_shop, ORDER_TEXT, source="twilio", status="stale")
-
-    result = sqlite_shop.test_cli_runner().invoke(
-        args=["webhooks", "replay", "--status", "dead", "--since", "24h", "--source", "twilio"])
-
-    assert result.exit_code == 0, result.output
-    assert "1 re-queued, 0 left alone" in result.output
-    assert load(sqlite_shop, wanted)[0].status == "completed"
-    statuses = [load(sqlite_shop, i)[0].status for i in (too_old, other_source, other_status)]
-    assert statuses == ["dead", "dead", "stale"]
-
-
-@pytest.mark.parametrize("args,message", [
-    ([], "give MESSAGE_ID"),
-    (["1", "--status", "dead"], "not both"),
-    (["1", "--source", "twilio"], "use them with --status"),
-    (["--status", "dead", "--since", "yesterday"], "not a duration"),
-    (["--status", "completed"], "Invalid value"),
-])
-def test_replay_explains_bad_arguments(runner, args, message):
-    result = runner.invoke(args=["webhooks", "replay", *args])
-    assert result.exit_code == 2 and message in result.output
-
-
-# --- sweep --------------------------------------------------------------------------------
-
-def test_the_sweep_requeues_stuck_messages_and_leaves_fresh_ones(shop, httpserver):
-    meta_ok(httpserver)
-    queued_long = add_message(shop, ORDER_TEXT, age=timedelta(minutes=10))
-    processing_long = add_message(shop, ORDER_TEXT, status="processing", attempts=1,
-                                  age=timedelta(minutes=10))
-    retry_overdue = add_message(shop, ORDER_TEXT, status="failed", attempts=1, age=timedelta(minutes=10),
-                                next_attempt_at=utcnow() - timedelta(minutes=5))
-    retry_due_later = add_message(shop, ORDER_TEXT, status="failed", attempts=1,
-                                  next_attempt_at=utcnow() + timedelta(minutes=5))
-    fresh = add_message(shop, ORDER_TEXT)
-    crashed_too_often = add_message(shop, ORDER_TEXT, status="processing", attempts=6,
-                                    age=timedelta(minutes=10))
-
-    result = shop.test_cli_runner().invoke(args=["webhooks", "sweep"])
-
-    assert result.exit_code == 0, result.output
-    assert "re-queued 3 stuck messages" in result.output
-    for message_id in (queued_long, processing_long, retry_overdue):
-        assert load(shop, message_id)[0].status == "completed"
-    assert load(shop, retry_due_later)[0].status == "failed"
-    assert load(shop, fresh)[0].status == "queued"
-    dead = load(shop, crashed_too_often)[0]
-    assert dead.status == "dead" and "stopped during each of 6 attempts" in dead.error_message
-
-
-def test_the_sweep_works_in_batches(sqlite_shop):
-    ids = [add_message(sqlite_shop, ORDER_TEXT, age=timedelta(minutes=10)) for _ in range(5)]
-    with sqlite_shop.app_context():
-        batches = list(sweep.requeue_stuck(batch_size=2))
-    assert batches == [ids[0:2], ids[2:4], ids[4:5]]
-
-
-def test_the_periodic_sweep_task_queues_what_it_finds(sqlite_shop, httpserver):
-    from khaacho.tasks import sweep_stuck_messages
-
-    meta_ok(httpserver)
-    message_id = add_message(sqlite_shop, ORDER_TEXT, age=timedelta(minutes=10))
-
-    sweep_stuck_messages.call_local()
-
-    assert load(sqlite_shop, message_id)[0].status == "completed"
-
-
-# --- cleanup ------------------------------------------------------------------------------
-
-def _old_rows(app, age: timedelta) -> None:
-    when = utcnow() - age
-    with app.app_context():
-        for n in range(3):
-            db.session.add(WebhookSignatureLog(webhook_source="whatsapp", endpoint="/webhook", is_valid=False,
-                                               reason="bad signature", client_ip="203.0.113.9",
-                                               created_at=when, last_seen_at=when))
-            db.session.add(WebhookRateLimit(phone_number=f"{PHONE}{n}", window_start=when, request_count=5))
-            db.session.add(WebhookPerformanceMetric(endpoint_path="/webhook", webhook_source="whatsapp",
-                                                    bucket_start=when, created_at=when))
-        db.session.commit()
-
-
-def _counts(app) -> dict[str, int]:
-    with app.app_context():
-        return {model.__tablename__: db.session.scalar(select(func.count()).select_from(model))
-                for model in (WebhookMessage, OutboundMessage, Order, WebhookSignatureLog, WebhookRateLimit,
-                              WebhookPerformanceMetric)}
-
-
-@pytest.fixture
-def aged(shop, httpserver):
-    """Old and recent rows in every webhook table: 3 old messages without orders (2 replied), 1 old order."""
-    meta_ok(httpserver)
-    old = timedelta(days=40)
-    for text in ("namaste", "unicorn tears 3 bottle", ORDER_TEXT):
-        process_message(add_message(shop, text, age=old))
-    add_message(shop, "rate limited long ago", status="rate_limited", age=old)
-    add_message(shop, "still waiting for a retry", status="failed", age=old)
-    add_message(shop, "recent", status="stale")
-    _old_rows(shop, old)
-    _old_rows(shop, timedelta(days=1))
-    return shop
-
-
-def test_cleanup_deletes_old_webhook_data_in_batches_and_keeps_orders(aged):
-    with aged.app_context():
-        deleted = cleanup.cleanup(30, batch_size=2)
-
-    assert deleted == {"webhook_messages": 3, "outbound_messages": 2, "webhook_signature_log": 3,
-                       "webhook_rate_limits": 3, "webhook_performance_metrics": 3}
-    left = _counts(aged)
-    assert left["webhook_messages"] == 3  # the order's message, the failed one awaiting retry, the recent one
-    assert left["orders"] == 1 and left["outbound_messages"] == 1
-    assert left["webhook_signature_log"] == left["webhook_rate_limits"] == 3
-    assert left["webhook_performance_metrics"] == 3
-
-
-def test_cleanup_dry_run_counts_and_deletes_nothing(aged):
-    before = _counts(aged)
-
-    result = aged.test_cli_runner().invoke(args=["webhooks", "cleanup", "--days", "30", "--dry-run"])
-
-    assert result.exit_code == 0, result.output
-    assert "would delete rows older than 30 days (dry run: nothing deleted)" in result.output
-    assert [line.split() for line in result.output.splitlines()[1:]] == [
-        ["webhook_messages", "3"], ["outbound_messages", "2"], ["webhook_signature_log", "3"],
-        ["webhook_rate_limits", "3"], ["webhook_performance_metrics", "3"]]
-    assert _counts(aged) == before
-
-
-def test_cleanup_command_defaults_to_the_retention_setting(aged):
-    aged.config["WEBHOOK_RETENTION_DAYS"] = 60
-
-    result = aged.test_cli_runner().invoke(args=["webhooks", "cleanup"])
-
-    assert result.exit_code == 0, result.output
-    assert "deleted rows older than 60 days" in result.output
-    assert result.output.splitlines()[1].split() == ["webhook_messages", "0"]
-
-
-def test_the_weekly_cleanup_task_applies_the_retention_setting(aged):
-    from khaacho.tasks import weekly_cleanup
-
-    weekly_cleanup.call_local()
-
-    assert _counts(aged)["webhook_signature_log"] == 3
-

@@ -56,7 +56,7 @@ def _enqueue(ids: list[int]) -> str:
 
 def replay_refs(refs: list[str]) -> list[Replayed]:
     """Replay messages by ``webhook_messages.id`` or by the provider's message id (wamid…, SM…)."""
-    numeric = [int(ref) for ref in refs if ref.isdigit()]
+    numeric = [int(ref) for ref in refs if ref.isdigit() and int(ref) < 2**63]
     rows = db.session.execute(
         select(WebhookMessage.id, WebhookMessage.message_id, WebhookMessage.status)
         .where(or_(WebhookMessage.id.in_(numeric), WebhookMessage.message_id.in_(refs)))

@@ -109,22 +109,21 @@ def process(message_id: int) -> Outcome:
     """
     try:
         job = _claim(message_id)
-        pending, note = _prepare_reply(job) if job is not None else (None, None)
+        if job is None:
+            db.session.rollback()
+            log.info("message %s is not queued or failed; nothing to do", message_id,
+                     extra={"message_id": message_id})
+            return Outcome("skipped")
+        ignored = job.message_type in NO_REPLY_TYPES
+        pending, note = (None, None) if ignored else _prepare_reply(job)
     except Exception as exc:
         db.session.rollback()
         log.exception("message %s could not be prepared", message_id, extra={"message_id": message_id})
         return _fail_unprepared(message_id, f"{exc.__class__.__name__}: {exc}")
-    if job is None:
-        db.session.rollback()
-        log.info("message %s is not queued or failed; nothing to do", message_id,
-                 extra={"message_id": message_id})
-        return Outcome("skipped")
     token = request_id_var.set(job.request_id)
     try:
-        if job.message_type in NO_REPLY_TYPES:
-            return _finish(job, "ignored")
         if pending is None:
-            return _finish(job, "completed", note=note)
+            return _finish(job, "ignored" if ignored else "completed", note=note)
         return _send(job, pending)
     finally:
         request_id_var.reset(token)
@@ -161,8 +160,6 @@ def _prepare_reply(job: Claim) -> tuple[PendingSend | None, str | None]:
     final status. On a first try the lookups are skipped; should an order or reply exist after
     all, its unique key fails the transaction and the retry takes the lookup path.
     """
-    if job.message_type in NO_REPLY_TYPES:
-        return None, None
     outbound = None if job.first_try else db.session.execute(
         select(OutboundMessage.id, OutboundMessage.status, OutboundMessage.recipient, OutboundMessage.body)
         .where(OutboundMessage.webhook_message_id == job.id)).one_or_none()
