@@ -9,15 +9,18 @@ updates ride as CTEs on the message upsert): one round trip.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import psycopg
 from flask import current_app, g
 from limits import RateLimitItemPerMinute
-from sqlalchemy import Executable, Insert, bindparam, case, func, insert, update
+from sqlalchemy import Executable, Insert, bindparam, case, func, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Compiled, Dialect
 from sqlalchemy.exc import SQLAlchemyError
 
 from khaacho.extensions import db
@@ -85,7 +88,7 @@ def record(source: str, events: Events, client_ip: str | None, endpoint: str,
         side.append(status_update)
     try:
         result = _store(dialect, audit_row, rows, side)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, psycopg.Error) as exc:
         log.warning("webhook not stored, answering 503: %s: %s", type(exc).__name__, exc)
         raise StorageUnavailable(str(exc)) from exc
 
@@ -128,15 +131,44 @@ def _store(dialect: str, audit_row: dict, rows: list[dict], side: list[Executabl
             stmt, params = audit_insert, audit_params
         if side:
             stmt = stmt.add_cte(*(s.cte(f"side_{i}") for i, s in enumerate(side)))
-        with db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            result = conn.execute(stmt, params)
-            return result.all() if rows else []
+        found = _autocommit(stmt, params)
+        return found if rows else []  # a lone audit insert returns its id
     with db.engine.begin() as conn:
         conn.execute(audit_insert, audit_params)
         for stmt in side:
             conn.execute(stmt)
         return conn.execute(upsert, rows).all() if rows else []
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(stmt: Executable, dialect: Dialect) -> Compiled:
+    return stmt.compile(dialect=dialect)
+
+
+def _autocommit(stmt: Executable, params: dict) -> list[tuple]:
+    """Run one statement in autocommit on a pooled psycopg connection, its rows if it returns any.
+
+    The Core statement is compiled once and handed to the driver as is: on the hot path this
+    costs a third of the CPU of a SQLAlchemy ``Connection.execute`` (bind values here are plain
+    str/int/float/datetime; the JSON payload goes as text for its ``::JSON`` cast).
+    """
+    compiled = _compiled(stmt, db.engine.dialect)
+    if "payload" in params:
+        params = {**params, "payload": json.dumps(params["payload"])}
+    connection = db.engine.raw_connection()
+    try:
+        driver = connection.driver_connection
+        driver.autocommit = True
+        try:
+            cursor = driver.execute(compiled.string, {**compiled.params, **params})
+            return cursor.fetchall() if cursor.description else []
+        finally:
+            driver.autocommit = False
+    except psycopg.OperationalError:
+        connection.invalidate()  # a broken connection must not go back to the pool
+        raise
+    finally:
+        connection.close()
 
 
 def _distinct(messages: list[InboundMessage]) -> list[InboundMessage]:
@@ -232,7 +264,7 @@ def _status_update(updates: list[StatusUpdate]):
     new_rank = case({k: DELIVERY_RANK[u.status] for k, u in best.items()}, value=pid)
     return (
         update(_outbound)
-        .where(pid.in_(list(best)), current_rank < new_rank)
+        .where(or_(*(pid == k for k in best)), current_rank < new_rank)
         .values(delivery_status=new_status, updated_at=utcnow(),
                 delivery_error=case({k: u.error for k, u in best.items()}, value=pid,
                                     else_=_outbound.c.delivery_error))
