@@ -104,6 +104,19 @@ def test_unmatched_lines_are_listed_with_a_request_to_clarify(sqlite_shop, https
     assert "Total / Jamma: NPR 220.00" in reply.body
 
 
+def test_a_long_order_is_shortened_to_the_twilio_limit_and_keeps_its_total(sqlite_shop, httpserver):
+    twilio_ok(httpserver)
+    message_id = add_message(sqlite_shop, "\n".join(["chini 1 kg"] * 60), source="twilio")
+
+    process_message(message_id)
+
+    _, order, reply = load(sqlite_shop, message_id)
+    body = provider_requests(httpserver)[0].form["Body"]
+    assert body == reply.body and len(body) <= 1600
+    assert "Total / Jamma: NPR 6,600.00" in body and body.endswith("(shortened / chhoto gariyo)")
+    assert order.total == 6600 and len(order.items) == 60
+
+
 @pytest.mark.parametrize("text", ["namaste, aaja pasal kati baje khulcha?", "what is the price of sugar?",
                                   None])
 def test_a_message_without_items_gets_the_how_to_order_help(sqlite_shop, httpserver, text):

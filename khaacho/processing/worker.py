@@ -24,7 +24,7 @@ from khaacho.models import Order, OutboundMessage, WebhookMessage, utcnow
 from khaacho.orders.catalog import active_catalog
 from khaacho.processing import ordering
 from khaacho.processing.retry import in_attempt, record_failure
-from khaacho.replies import PermanentSendError, SendError, send_reply
+from khaacho.replies import MAX_LENGTH, PermanentSendError, SendError, compose, send_reply
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def _prepare_reply(job: Claim) -> tuple[PendingSend | None, str | None]:
             order_id, items = ordering.create_order(job.id, job.customer, lines)
         else:
             items = ordering.order_items(order_id)
-        body = ordering.reply_body(order_id, items, lines, catalog)
+        body = compose.shorten(ordering.reply_body(order_id, items, lines, catalog), MAX_LENGTH[job.source])
         outbound_id = db.session.execute(ADD_REPLY, {
             "webhook_message_id": job.id, "provider": job.source, "recipient": job.customer, "body": body,
             "status": "sending", "attempts": 1,

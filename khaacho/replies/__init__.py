@@ -10,7 +10,10 @@ from __future__ import annotations
 from khaacho.replies import meta, twilio
 from khaacho.replies.transport import PermanentSendError, RetryableSendError, SendError
 
-__all__ = ["PermanentSendError", "RetryableSendError", "SendError", "send_reply"]
+__all__ = ["MAX_LENGTH", "PermanentSendError", "RetryableSendError", "SendError", "send_reply"]
+
+# Longest text body each provider takes (Cloud API text messages; Twilio's WhatsApp body).
+MAX_LENGTH = {"whatsapp": 4096, "twilio": 1600}
 
 
 def send_reply(provider: str, recipient: str, body: str, reply_to: str | None = None,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 EXAMPLES = ("chini 5 kg", "mansuli chamal 25 kg", "sunflower oil 2 litre")
+SHORTENED = "… (shortened / chhoto gariyo)"
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,12 @@ def confirmation(order_number: int, lines: list[ReplyLine]) -> str:
     priced = [line for line in lines if line.amount is not None]
     unclear = [line for line in lines if line.amount is None]
     total = sum((line.amount for line in priced), Decimal("0"))
-    out = [f"Order #{order_number} received, thank you! / Order #{order_number} paayau, dhanyabad!", ""]
+    # The total comes first, so a long order cut to the provider's length limit still shows it.
+    out = [f"Order #{order_number} received, thank you! / Order #{order_number} paayau, dhanyabad!",
+           f"Total / Jamma: {money(total)}", ""]
     for line in priced:
         quantity = f"{number(line.quantity)} {line.unit}" if line.unit else number(line.quantity)
         out.append(f"• {line.name}: {quantity} × {money(line.price)} = {money(line.amount)}")
-    out += ["", f"Total / Jamma: {money(total)}"]
     if unclear:
         out += [""] + _unclear_block([_unclear_entry(line) for line in unclear])
     return "\n".join(out)
@@ -77,3 +79,11 @@ def help_text() -> str:
         *EXAMPLES,
         "We reply with your order and its total. / Hami order ra jamma rakam pathaunchhau.",
     ])
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut at a line break to fit ``limit`` characters, saying that it was cut."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit - len(SHORTENED) - 1)
+    return text[:cut if cut > 0 else limit - len(SHORTENED) - 1] + "\n" + SHORTENED
