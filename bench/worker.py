@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -179,6 +180,7 @@ def run_config(spec: str, env: dict, db_url: str, count: int, logdir: Path, time
     insert_messages(db_url, count)
     enqueue_seconds = enqueue_all(env, count)
     ProviderStandIn.count = 0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     consumers = []
     started = time.monotonic()
     for n in range(processes):
@@ -208,6 +210,8 @@ def run_config(spec: str, env: dict, db_url: str, count: int, logdir: Path, time
             except subprocess.TimeoutExpired:
                 proc.kill()
             log.close()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    consumer_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     statuses = completed(db_url)
     with psycopg.connect(db_url) as conn:
         orders, sent = conn.execute(
@@ -218,7 +222,8 @@ def run_config(spec: str, env: dict, db_url: str, count: int, logdir: Path, time
     steady = (done - 1) / (elapsed - (first_done - started)) if first_done and done > 1 else 0.0
     return {"config": spec, "messages": count, "completed": done, "statuses": statuses, "seconds": elapsed,
             "per_second": done / elapsed, "steady_per_second": steady, "orders": orders, "replies_sent": sent,
-            "provider_requests": ProviderStandIn.count, "enqueue_seconds": enqueue_seconds}
+            "provider_requests": ProviderStandIn.count, "enqueue_seconds": enqueue_seconds,
+            "consumer_cpu_ms_per_message": consumer_cpu * 1000 / max(done, 1)}
 
 
 def main() -> None:
@@ -248,7 +253,8 @@ def main() -> None:
                   f"{result['seconds']:.1f} s = {result['per_second']:.0f} msg/s "
                   f"(steady {result['steady_per_second']:.0f} msg/s; orders {result['orders']}, "
                   f"replies sent {result['replies_sent']}, provider requests {result['provider_requests']}; "
-                  f"enqueue {result['enqueue_seconds']:.1f} s)", flush=True)
+                  f"enqueue {result['enqueue_seconds']:.1f} s; consumer CPU "
+                  f"{result['consumer_cpu_ms_per_message']:.1f} ms/msg)", flush=True)
     finally:
         redis_proc.terminate()
         redis_proc.wait(10)
