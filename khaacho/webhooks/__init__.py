@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, request
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/whatsapp-hardened")
+_limiter_filter_registered = False  # the limiter is one per process: register its filter once
+
+
+def _is_webhook() -> bool:
+    return request.blueprint == bp.name
 
 
 def init_app(app: Flask) -> None:
-    """Register the webhook endpoints, exempt from CSRF and from the limiter's per-route checks."""
+    """Register the webhook endpoints, exempt from CSRF and from the limiter's per-route checks.
+
+    The per-sender and per-IP limits are applied by intake itself; the request filter lets
+    Flask-Limiter skip its route-limit lookups for webhooks at once (cheaper than ``exempt``).
+    """
+    global _limiter_filter_registered
     from khaacho.extensions import csrf, limiter
     from khaacho.webhooks import metrics, views  # noqa: F401  (views attaches the routes to ``bp``)
 
     csrf.exempt(bp)
-    limiter.exempt(bp)
+    if not _limiter_filter_registered:
+        limiter.request_filter(_is_webhook)
+        _limiter_filter_registered = True
     app.register_blueprint(bp)
     metrics.flush_at_exit(app)
