@@ -142,8 +142,24 @@ def test_the_sweep_requeues_stuck_messages_and_leaves_fresh_ones(shop, httpserve
 def test_the_sweep_works_in_batches(sqlite_shop):
     ids = [add_message(sqlite_shop, ORDER_TEXT, age=timedelta(minutes=10)) for _ in range(5)]
     with sqlite_shop.app_context():
-        batches = list(sweep.requeue_stuck(batch_size=2))
+        batches = [sorted(batch) for batch in sweep.requeue_stuck(batch_size=2)]
     assert batches == [ids[0:2], ids[2:4], ids[4:5]]
+
+
+def test_concurrent_sweeps_on_postgresql_skip_rows_another_sweep_holds(pg_app, pg_clean_url):
+    import psycopg
+
+    ids = [add_message(pg_app, ORDER_TEXT, age=timedelta(minutes=10)) for _ in range(4)]
+    with psycopg.connect(pg_clean_url) as other:  # another consumer's sweep, mid-transaction
+        other.execute("SELECT id FROM webhook_messages WHERE id = ANY(%s) FOR UPDATE", (ids[:2],))
+        with pg_app.app_context():
+            first = list(sweep.requeue_stuck())
+        other.rollback()
+    with pg_app.app_context():
+        second = list(sweep.requeue_stuck())
+
+    assert [sorted(batch) for batch in first] == [ids[2:]]
+    assert [sorted(batch) for batch in second] == [ids[:2]]
 
 
 def test_the_periodic_sweep_task_queues_what_it_finds(sqlite_shop, httpserver):
