@@ -94,7 +94,6 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = database_url(env_str("DATABASE_URL"))
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.REDIS_URL = env_str("REDIS_URL")
-        self.HUEY_SQLITE_PATH = str(INSTANCE_DIR / "huey.db")
 
         self.WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN")
         self.WHATSAPP_APP_SECRETS = env_list("WHATSAPP_APP_SECRET")
