@@ -4,22 +4,23 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-# Embedded-mode demo secrets, used only when the environment does not set them.
-export WHATSAPP_APP_SECRET ?= dev-app-secret
-export WHATSAPP_VERIFY_TOKEN ?= dev-verify-token
-export TWILIO_AUTH_TOKEN ?= dev-twilio-token
-export TWILIO_ACCOUNT_SID ?= AC00000000000000000000000000000000
-export TWILIO_WHATSAPP_NUMBER ?= whatsapp:+14155238886
-export WHATSAPP_PHONE_NUMBER_ID ?= 112233445566778
-export WHATSAPP_ACCESS_TOKEN ?= dev-access-token
-export TRUSTED_PROXY_COUNT ?= 0
-# Replies go to a loopback stand-in for Meta and Twilio unless real API URLs are given.
+# Embedded-mode demo secrets for `make run` and `make simulate`, used only when the
+# environment does not set them (never for tests, which bring their own).
 DEMO_PROVIDER_PORT ?= 8001
 ifndef WHATSAPP_API_URL
-export WHATSAPP_API_URL := http://127.0.0.1:$(DEMO_PROVIDER_PORT)/v21.0
-export TWILIO_API_URL ?= http://127.0.0.1:$(DEMO_PROVIDER_PORT)
 START_DEMO_PROVIDER := 1
 endif
+run simulate: export WHATSAPP_APP_SECRET ?= dev-app-secret
+run simulate: export WHATSAPP_VERIFY_TOKEN ?= dev-verify-token
+run simulate: export TWILIO_AUTH_TOKEN ?= dev-twilio-token
+run simulate: export TWILIO_ACCOUNT_SID ?= AC00000000000000000000000000000000
+run simulate: export TWILIO_WHATSAPP_NUMBER ?= whatsapp:+14155238886
+run simulate: export WHATSAPP_PHONE_NUMBER_ID ?= 112233445566778
+run simulate: export WHATSAPP_ACCESS_TOKEN ?= dev-access-token
+run simulate: export TRUSTED_PROXY_COUNT ?= 0
+# Replies go to a loopback stand-in for Meta and Twilio unless real API URLs are given.
+run: export WHATSAPP_API_URL ?= http://127.0.0.1:$(DEMO_PROVIDER_PORT)/v21.0
+run: export TWILIO_API_URL ?= http://127.0.0.1:$(DEMO_PROVIDER_PORT)
 
 .PHONY: run simulate test install lint
 

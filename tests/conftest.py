@@ -15,10 +15,23 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from config import TestConfig, engine_options
-from khaacho import create_app
-from khaacho.extensions import db
-from khaacho.models import User
+# Tests are hermetic: the operator's settings (a REDIS_URL, a proxy count exported by a shell)
+# must not change what they see. Popped before khaacho.extensions picks the queue at import.
+CONTRACT_VARIABLES = (
+    "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_APP_SECRET",
+    "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_API_URL", "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_NUMBER", "TWILIO_API_URL", "TWILIO_SKIP_VALIDATION",
+    "TRUSTED_PROXY_COUNT", "WEBHOOK_RATE_LIMIT_MAX", "WEBHOOK_RATE_LIMIT_WINDOW", "WEBHOOK_MAX_AGE_MINUTES",
+    "TASK_MAX_RETRIES", "TASK_RETRY_BASE_SECONDS", "WEBHOOK_RETENTION_DAYS", "APP_ENV", "FLASK_ENV",
+    "SWEEP_AFTER_SECONDS", "HUEY_SQLITE_PATH",
+)
+for _name in CONTRACT_VARIABLES:
+    os.environ.pop(_name, None)
+
+from config import TestConfig, engine_options  # noqa: E402
+from khaacho import create_app  # noqa: E402
+from khaacho.extensions import db  # noqa: E402
+from khaacho.models import User  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from twilio.request_validator import RequestValidator
 
-SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "data" / "samples"
 META_PATH = "/api/v1/whatsapp-hardened/webhook"
 TWILIO_PATH = "/api/v1/whatsapp-hardened/twilio/webhook"
 META_TEXT = {
