@@ -1,9 +1,18 @@
-"""The record step both providers share: replay window, rate limit, dedup, audit, commit, enqueue.
+"""The record step both providers share: replay window, dedup, audit, commit, rate limit, enqueue.
 
 One request is one database transaction, committed before anything is queued, so a ``200``
 always means stored and a failure leaves nothing partial. On PostgreSQL a request with at most
-one message is a single statement in autocommit (the audit row, rate-limit counters and status
-updates ride as CTEs on the message upsert): one round trip.
+one message is a single statement in autocommit (the audit row and status updates ride as CTEs
+on the message upsert): one round trip.
+
+The per-sender limit is applied after the commit, to the new messages only (a provider's
+retry of a stored message does not use up its sender's allowance): with Redis for both the
+limiter and the queue, one script counts the senders and queues the admitted messages (one
+more round trip). The rare messages over the limit were committed ``queued`` and are then
+marked ``rate_limited`` with their counters in one more transaction. Acknowledging before that
+update is safe: the message is stored either way, nothing queued it, and should the update fail
+the row stays ``queued`` and the sweep processes it later, the same fail-open as a limiter
+outage. A limiter outage leaves the new messages ``queued`` for the sweep too.
 """
 
 from __future__ import annotations
@@ -18,12 +27,12 @@ from datetime import UTC, datetime
 import psycopg
 from flask import current_app, g
 from limits import RateLimitItemPerMinute
-from sqlalchemy import Executable, Insert, bindparam, case, func, insert, or_, update
+from sqlalchemy import Executable, Insert, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Compiled, Dialect
 from sqlalchemy.exc import SQLAlchemyError
 
-from khaacho.extensions import db
+from khaacho.extensions import db, huey
 from khaacho.models import OutboundMessage, WebhookMessage, WebhookRateLimit, utcnow
 from khaacho.webhooks import audit, ratelimit
 from khaacho.webhooks.meta import Events, InboundMessage, StatusUpdate
@@ -59,6 +68,7 @@ class Outcome:
     stored: int = 0
     duplicates: int = 0
     queued: list[int] = field(default_factory=list)
+    rate_limited: list[int] = field(default_factory=list)
 
 
 def record(source: str, events: Events, client_ip: str | None, endpoint: str,
@@ -71,55 +81,65 @@ def record(source: str, events: Events, client_ip: str | None, endpoint: str,
     now = utcnow()
     messages = _distinct(events.messages)
     statuses = _classify(messages, now.timestamp(), config["WEBHOOK_MAX_AGE_MINUTES"] * 60)
-    blocked_rows, limiter_down = _apply_rate_limit(messages, statuses, config, now)
-    if limiter_down:
-        reason = reason or LIMITER_DOWN_REASON
+    audit_reason = reason
+    if reason is None and ratelimit.paused() and "queued" in statuses.values():
+        audit_reason = LIMITER_DOWN_REASON
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     request_id = g.get("request_id")
     rows = [_row(source, m, statuses[m.message_id], now, elapsed_ms, request_id) for m in messages]
 
-    audit_row = audit.valid_row(source, endpoint, client_ip, reason, now)
+    audit_row = audit.valid_row(source, endpoint, client_ip, audit_reason, now)
     dialect = db.engine.dialect.name
-    side: list[Executable] = []
-    if blocked_rows:
-        side.append(_rate_limit_upsert(dialect, blocked_rows))
     status_update = _status_update(events.statuses)
-    if status_update is not None:
-        side.append(status_update)
     try:
-        result = _store(dialect, audit_row, rows, side)
+        audit_id, result = _store(dialect, audit_row, rows, [] if status_update is None else [status_update])
     except (SQLAlchemyError, psycopg.Error) as exc:
         log.warning("webhook not stored, answering 503: %s: %s", type(exc).__name__, exc)
         raise StorageUnavailable(str(exc)) from exc
 
     outcome = Outcome()
-    for row_id, duplicate_count, status in result:
+    by_sender: dict[str, list[int]] = {}
+    for row_id, duplicate_count, status, sender in sorted(result):
         if duplicate_count:
             outcome.duplicates += 1
         else:
             outcome.stored += 1
             if status == "queued":
-                outcome.queued.append(row_id)
-    _enqueue(outcome.queued)
+                by_sender.setdefault(sender, []).append(row_id)
+    if by_sender:
+        outcome.queued, outcome.rate_limited, blocked_rows, down = _admit(by_sender, config, now)
+        unaudited_outage = down and audit_reason is None
+        if blocked_rows or unaudited_outage:
+            _after_admission(dialect, outcome.rate_limited, blocked_rows,
+                             audit_id if unaudited_outage else None, now)
     return outcome
 
 
 @functools.cache
 def _statements(dialect: str) -> tuple[Insert, Insert, Insert]:
-    """The audit insert, the message upsert and both in one statement, built and compiled once."""
-    audit_insert = insert(audit.table).values({c: bindparam(f"audit_{c}") for c in audit.COLUMNS})
+    """The audit insert, the message upsert and both in one statement, built and compiled once.
+
+    The upsert returns each row's id, duplicate count, status and sender; the combined one
+    also the audit row's id.
+    """
+    audit_insert = insert(audit.table).values(
+        {c: bindparam(f"audit_{c}") for c in audit.COLUMNS}).returning(audit.table.c.id)
     values = _INSERTS.get(dialect, postgresql.insert)(_messages).values(
         {c: bindparam(c) for c in _MESSAGE_COLUMNS})
     upsert = values.on_conflict_do_update(
         index_elements=["webhook_source", "message_id"],
         set_={"duplicate_count": _messages.c.duplicate_count + 1,
               "last_duplicate_at": values.excluded.first_received_at},
-    ).returning(_messages.c.id, _messages.c.duplicate_count, _messages.c.status)
-    return audit_insert, upsert, upsert.add_cte(audit_insert.cte("audit"))
+    )
+    returned = (_messages.c.id, _messages.c.duplicate_count, _messages.c.status, _messages.c.sender_id)
+    audit_cte = audit_insert.cte("audit")
+    with_audit = upsert.returning(*returned, select(audit_cte.c.id).scalar_subquery()).add_cte(audit_cte)
+    return audit_insert, upsert.returning(*returned), with_audit
 
 
-def _store(dialect: str, audit_row: dict, rows: list[dict], side: list[Executable]) -> list[tuple]:
-    """Write the audit row, the messages and ``side`` statements atomically; the upsert's rows."""
+def _store(dialect: str, audit_row: dict, rows: list[dict],
+           side: list[Executable]) -> tuple[int, list[tuple]]:
+    """Write the audit row, messages and ``side`` statements atomically; the audit id, the upsert's rows."""
     audit_insert, upsert, upsert_with_audit = _statements(dialect)
     audit_params = {f"audit_{k}": v for k, v in audit_row.items()}
     if dialect == "postgresql" and len(rows) <= 1:
@@ -132,12 +152,14 @@ def _store(dialect: str, audit_row: dict, rows: list[dict], side: list[Executabl
         if side:
             stmt = stmt.add_cte(*(s.cte(f"side_{i}") for i, s in enumerate(side)))
         found = _autocommit(stmt, params)
-        return found if rows else []  # a lone audit insert returns its id
+        if not rows:
+            return found[0][0], []
+        return found[0][-1], [row[:-1] for row in found]
     with db.engine.begin() as conn:
-        conn.execute(audit_insert, audit_params)
+        audit_id = conn.execute(audit_insert, audit_params).scalar_one()
         for stmt in side:
             conn.execute(stmt)
-        return conn.execute(upsert, rows).all() if rows else []
+        return audit_id, (conn.execute(upsert, rows).all() if rows else [])
 
 
 @functools.lru_cache(maxsize=32)
@@ -193,32 +215,65 @@ def _classify(messages: list[InboundMessage], now: float, max_age: int) -> dict[
     return statuses
 
 
-def _apply_rate_limit(messages: list[InboundMessage], statuses: dict[str, str], config,
-                      now: datetime) -> tuple[list[dict], bool]:
-    """Count each sender's new messages; mark those over the limit. Returns rate-limit rows, limiter down."""
-    by_sender: dict[str, list[InboundMessage]] = {}
-    for m in messages:
-        if statuses[m.message_id] == "queued":
-            by_sender.setdefault(m.sender_id, []).append(m)
-    if not by_sender:
-        return [], False
+def _admit(by_sender: dict[str, list[int]], config,
+           now: datetime) -> tuple[list[int], list[int], list[dict], bool]:
+    """Count each sender's new messages and queue those within the limit.
+
+    Returns the queued ids, the ids over the limit, their rate-limit rows, and whether the
+    limiter was down (then every message is admitted: fail open).
+    """
     limit = RateLimitItemPerMinute(config["WEBHOOK_RATE_LIMIT_MAX"], config["WEBHOOK_RATE_LIMIT_WINDOW"])
+    fused = ratelimit.shares_redis_with_queue()
+    if fused:
+        from khaacho.tasks import process_message
+
+        tasks = {sender: [huey.serialize_task(process_message.s(i)) for i in ids]
+                 for sender, ids in by_sender.items()}
+        counts = ratelimit.admit(limit, "webhook-sender", tasks) or [None] * len(by_sender)
+    else:
+        counts = [ratelimit.add(limit, "webhook-sender", sender, amount=len(ids))
+                  for sender, ids in by_sender.items()]
     window = limit.get_expiry()
     window_start = datetime.fromtimestamp(int(now.timestamp()) // window * window, UTC)
-    blocked_rows, down = [], False
-    for sender, sent in by_sender.items():
-        count = ratelimit.add(limit, "webhook-sender", sender, amount=len(sent))
+    admitted, over, blocked_rows, down = [], [], [], False
+    for (sender, ids), count in zip(by_sender.items(), counts, strict=True):
         if count is None:
             down = True
-            continue
-        allowed = max(0, limit.amount - (count - len(sent)))
-        over = sent[allowed:]
-        for m in over:
-            statuses[m.message_id] = "rate_limited"
-        if over:
+            allowed = len(ids)
+        else:
+            allowed = max(0, limit.amount - (count - len(ids)))
+        admitted += ids[:allowed]
+        if ids[allowed:]:
+            over += ids[allowed:]
             blocked_rows.append({"phone_number": sender, "window_start": window_start,
-                                 "request_count": count, "blocked_count": len(over), "updated_at": now})
-    return blocked_rows, down
+                                 "request_count": count, "blocked_count": len(ids) - allowed,
+                                 "updated_at": now})
+    if fused:
+        # The script queued the admitted messages; with Redis down it queued nothing and
+        # they stay ``queued`` for the sweep (queueing them would meet the same dead Redis).
+        return ([] if down else admitted), over, blocked_rows, down
+    return _enqueue(admitted), over, blocked_rows, down
+
+
+def _after_admission(dialect: str, over: list[int], blocked_rows: list[dict], audit_id: int | None,
+                     now: datetime) -> None:
+    """Mark the messages over the limit ``rate_limited`` and count them; audit a limiter outage.
+
+    A failure here keeps the acknowledgement: the messages stay ``queued`` for the sweep.
+    """
+    try:
+        with db.engine.begin() as conn:
+            if over:
+                conn.execute(update(_messages).where(_messages.c.id.in_(over), _messages.c.status == "queued")
+                             .values(status="rate_limited", updated_at=now))
+            if blocked_rows:
+                conn.execute(_rate_limit_upsert(dialect, blocked_rows))
+            if audit_id is not None:
+                conn.execute(update(audit.table).where(audit.table.c.id == audit_id)
+                             .values(reason=LIMITER_DOWN_REASON))
+    except SQLAlchemyError as exc:
+        log.warning("could not mark %d messages rate limited, left for the sweep: %s",
+                    len(over), type(exc).__name__)
 
 
 def _row(source: str, m: InboundMessage, status: str, now: datetime, elapsed_ms: float,
@@ -271,18 +326,22 @@ def _status_update(updates: list[StatusUpdate]):
     )
 
 
-def _enqueue(ids: list[int]) -> None:
-    """Queue each committed message; a queue outage leaves it ``queued`` for the periodic sweep."""
+def _enqueue(ids: list[int]) -> list[int]:
+    """Queue each committed message, the ids queued; a queue outage leaves it ``queued`` for the sweep."""
     if not ids:
-        return
+        return []
     from khaacho.tasks import process_message
 
+    queued = []
     for row_id in ids:
         try:
             process_message(row_id)
         except Exception as exc:  # Redis down or any queue error: the sweep picks the row up
             log.warning("could not queue message %s, left for the sweep: %s: %s",
                         row_id, type(exc).__name__, exc)
+        else:
+            queued.append(row_id)
+    return queued
 
 
 def insert_audit_only(source: str, endpoint: str, client_ip: str | None, reason: str) -> None:
