@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
+HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+)
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
 def init_app(app: Flask) -> None:
-    """Add CSP (self-served scripts only), frame-deny, nosniff and friends."""
+    """Add CSP (self-served scripts only), frame-deny, nosniff and friends, unless a view set its own."""
 
     @app.after_request
-    def _headers(response):
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", CSP)
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        if app.config.get("SESSION_COOKIE_SECURE"):
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    def _headers(response: Response) -> Response:
+        defaults = HEADERS + (HSTS,) if app.config.get("SESSION_COOKIE_SECURE") else HEADERS
+        # One pass over the response's headers rather than a scan per default (this runs on
+        # every webhook too).
+        present = {key.lower() for key, _ in response.headers.items()}
+        response.headers.extend([(k, v) for k, v in defaults if k.lower() not in present])
         return response

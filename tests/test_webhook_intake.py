@@ -65,6 +65,16 @@ def test_duplicate_delivery_is_counted_not_requeued(any_app, queue):
     assert queue() == [row_id]
 
 
+def test_webhook_answer_sets_no_cookie_and_keeps_the_security_headers(app, queue):
+    client = app.test_client()
+    response = post_meta(client, meta_text_payload("5 kg chini", "wamid.nocookie"))
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers and "Cookie" not in response.headers.get("Vary", "")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Request-ID"]
+    assert "session=" in client.get("/login").headers.get("Set-Cookie", "")  # people still get theirs
+
+
 def test_batch_sample_stores_every_message_with_its_text(any_app, queue):
     app = any_app
     assert post_meta(app.test_client(), fresh(sample("meta-batch.json"))).status_code == 200

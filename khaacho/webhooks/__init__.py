@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, Request, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/whatsapp-hardened")
 _limiter_filter_registered = False  # the limiter is one per process: register its filter once
@@ -10,6 +11,20 @@ _limiter_filter_registered = False  # the limiter is one per process: register i
 
 def _is_webhook() -> bool:
     return request.blueprint == bp.name
+
+
+class CookieSessionsButWebhooks(SecureCookieSessionInterface):
+    """Signed cookie sessions for people; none for the providers' webhook calls.
+
+    Providers send no cookies and nothing on the webhook path reads or writes a session, so it
+    gets Flask's null session instead of a signer built per request (and no ``Vary: Cookie``).
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """No session (Flask uses its null one) under the webhook prefix; the signed cookie elsewhere."""
+        if request.path.startswith(bp.url_prefix + "/"):
+            return None
+        return super().open_session(app, request)
 
 
 def init_app(app: Flask) -> None:
@@ -27,4 +42,5 @@ def init_app(app: Flask) -> None:
         limiter.request_filter(_is_webhook)
         _limiter_filter_registered = True
     app.register_blueprint(bp)
+    app.session_interface = CookieSessionsButWebhooks()
     metrics.flush_at_exit(app)
