@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import psycopg  # noqa: E402
+
 from bench.ack import SECRET, wait_for_app, write_requests, wrk  # noqa: E402
 from bench.refapps import PATH  # noqa: E402
 from bench.worker import create_database, drop_database, free_port, prepare_schema, start_redis  # noqa: E402
@@ -45,7 +47,7 @@ def _tracing_app():  # noqa: ANN202  (the WSGI app, only built under --trace)
     """The project's app, plus a SIGUSR2 handler that dumps a tracemalloc snapshot of this worker."""
     import tracemalloc
 
-    tracemalloc.start(25)
+    tracemalloc.start(10)
     directory = Path(os.environ[TRACE_DIR_ENV])
     taken = [0]
 
@@ -102,6 +104,15 @@ def send(url: str, workdir: Path, name: str, count: int, rate: float, args: argp
     return result
 
 
+def take_snapshots(workdir: Path, pids: list[int], number: int) -> None:
+    """Have each worker dump its ``number``-th tracemalloc snapshot; wait (at most 2 min) for the files."""
+    for pid in pids:
+        os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 120
+    while len(list(workdir.glob(f"*-{number}.snapshot"))) < len(pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 def snapshot_diff(trace_dir: Path, pids: list[int], top: int = 15) -> None:
     """Print the largest allocation growths between each worker's first and last snapshot."""
     import tracemalloc
@@ -121,8 +132,15 @@ def snapshot_diff(trace_dir: Path, pids: list[int], top: int = 15) -> None:
                 print(f"    {frame}")
 
 
+def stored(database_url: str) -> int:
+    """Messages of the measured chunks in ``webhook_messages``."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT count(*) FROM webhook_messages WHERE message_id LIKE 'wamid.mem-c%'"
+                            ).fetchone()[0]
+
+
 def run(args: argparse.Namespace, env: dict, workdir: Path) -> tuple[list[int], dict[int, list[float]], int]:
-    """Start gunicorn, warm up, send the load in chunks; worker pids, RSS samples, requests sent."""
+    """Start gunicorn, warm up, send the load in chunks; worker pids, RSS samples, requests answered."""
     port = free_port()
     target = "wsgi:app"
     if args.trace:
@@ -143,8 +161,7 @@ def run(args: argparse.Namespace, env: dict, workdir: Path) -> tuple[list[int], 
               f"at {warm['rps']:.0f} req/s", flush=True)
         rate = warm["rps"]
         if args.trace:
-            for pid in pids:
-                os.kill(pid, signal.SIGUSR2)
+            take_snapshots(workdir, pids, 1)
         samples = {pid: [rss_mb(pid)] for pid in pids}
         print(f"{'requests':>9} | " + " | ".join(f"worker {pid} MiB" for pid in pids) + " | req/s | load",
               flush=True)
@@ -166,11 +183,7 @@ def run(args: argparse.Namespace, env: dict, workdir: Path) -> tuple[list[int], 
         if worker_pids(server.pid) != pids:
             raise RuntimeError("a worker was replaced during the run: the growth figures are void")
         if args.trace:
-            for pid in pids:
-                os.kill(pid, signal.SIGUSR2)
-            deadline = time.monotonic() + 120
-            while len(list(workdir.glob("*-2.snapshot"))) < len(pids) and time.monotonic() < deadline:
-                time.sleep(0.5)
+            take_snapshots(workdir, pids, 2)
             snapshot_diff(workdir, pids)
         return pids, samples, sent
     finally:
@@ -206,13 +219,15 @@ def main() -> int:
         try:
             prepare_schema(env)
             pids, samples, sent = run(args, env, workdir)
+            rows = stored(database_url)
         finally:
             redis.terminate()
             redis.wait(10)
             drop_database(args.pg, database_url)
 
     print(f"\nmemory: gunicorn -w {args.workers} -k sync --max-requests 0, {sent} measured requests "
-          f"(after {args.warmup} warm-up), wrk -t{args.threads} -c{args.connections}, PostgreSQL + Redis\n")
+          f"(after about {args.warmup} warm-up), wrk -t{args.threads} -c{args.connections}, "
+          "PostgreSQL + Redis\n")
     print("| worker | RSS after warm-up MiB | RSS at end MiB | growth MiB | max over baseline MiB |")
     print("|---|---:|---:|---:|---:|")
     ok = True
@@ -223,6 +238,9 @@ def main() -> int:
         peak = max(series) - series[0]
         print(f"| {pid} | {series[0]:.1f} | {series[-1]:.1f} | {growth:+.1f} | {peak:+.1f} |")
     print(f"\n{'ok  ' if ok else 'FAIL'} every worker grows < {TARGET_MB:.0f} MB over {sent} requests")
+    print(f"{'ok  ' if rows >= sent else 'FAIL'} every answered message stored "
+          f"({rows} rows for {sent} answers)")
+    ok = ok and rows >= sent
     return 0 if ok else 1
 
 
