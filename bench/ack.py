@@ -5,7 +5,10 @@ PostgreSQL database and its own redis-server; wrk replays pre-signed webhooks, e
 text message from a random sender (``bench/ack.lua``). After each run the rows are counted: every
 answered message must be stored (stored >= answered; at most ``connections`` more were in flight
 when wrk stopped). ``load`` is the 1-minute load average after the run: the figures only mean
-something on an otherwise idle machine. The database is dropped at the end.
+something on an otherwise idle machine. So each run also reports the CPU time it cost per request
+(gunicorn workers, their PostgreSQL backends, redis-server, wrk, from /proc): unlike req/s that
+holds when other work shares the cores, and ``cpu-bound req/s`` = cores / CPU per request is what
+the stack could answer with both cores to itself. The database is dropped at the end.
 
 Targets (issue 6): project >= 0.85 x lean, >= 1,500 req/s, p99 <= 30 ms, no non-2xx, nothing lost.
 ``bench/growth.py`` and ``bench/cleanup_load.py`` reuse :func:`stores`, :func:`served` and :func:`measure`.
@@ -23,6 +26,7 @@ import hmac
 import json
 import os
 import random
+import resource
 import socket
 import subprocess
 import sys
@@ -32,6 +36,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -180,12 +185,55 @@ def served(app: str, args: argparse.Namespace, env: dict, workdir: Path) -> Iter
         server.wait(15)
 
 
+def _pids(cmdline_part: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if cmdline_part in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(url: str, env: dict) -> dict[str, float]:
+    """CPU seconds used so far by the app's gunicorn, its PostgreSQL backends, redis-server and wrk."""
+    database = env["DATABASE_URL"].rsplit("/", 1)[1]
+    with psycopg.connect(env["DATABASE_URL"].replace("+psycopg", ""), autocommit=True) as conn:
+        backends = [pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,))]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "app": _cpu_seconds(_pids(f"-b 127.0.0.1:{urlsplit(url).port} ")),
+        "postgres": _cpu_seconds(backends),
+        "redis": _cpu_seconds(_pids(f"redis-server 127.0.0.1:{urlsplit(env['REDIS_URL']).port}")),
+        "wrk": children.ru_utime + children.ru_stime,
+    }
+
+
 def measure(app: str, url: str, args: argparse.Namespace, env: dict, workdir: Path, prefix: str,
             seconds: int) -> dict:
     """One wrk run of ``seconds`` with messages ``prefix``N, and what of it was stored."""
     requests_file = workdir / f"{prefix}.txt"
     write_requests(requests_file, prefix, seconds * MAX_RATE)
+    before = cpu_snapshot(url, env)
     result = wrk(url, requests_file, args, seconds)
+    after = cpu_snapshot(url, env)
+    result["cpu_ms"] = {k: (after[k] - before[k]) * 1000 / max(result["requests"], 1) for k in after}
+    result["cpu_rps"] = (os.cpu_count() or 1) * 1000 / max(sum(result["cpu_ms"].values()), 1e-6)
     result["app"] = app
     result["load"] = os.getloadavg()[0]
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
@@ -207,13 +255,16 @@ def report(results: list[dict], args: argparse.Namespace) -> bool:
     print(f"\nack benchmark: gunicorn -w {args.workers} -k {args.worker_class} "
           f"--threads {args.worker_threads}, wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration}s on loopback, PostgreSQL + Redis\n")
-    print("| app | req/s | p50 ms | p99 ms | max ms | non-2xx | socket errors | answered | stored | load |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| app | req/s | p50 ms | p99 ms | max ms | non-2xx | socket errors | answered | stored | load |"
+          " CPU ms/req app+pg+redis+wrk | cpu-bound req/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in results:
         errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+        cpu = r["cpu_ms"]
         print(f"| {r['app']} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | "
               f"{r['max_us'] / 1000:.1f} | {r['non_2xx']} | {errors} | {r['answered_2xx']} | "
-              f"{r.get('stored', '-')} | {r['load']:.1f} |")
+              f"{r.get('stored', '-')} | {r['load']:.1f} | {sum(cpu.values()):.2f} = {cpu['app']:.2f}+"
+              f"{cpu['postgres']:.2f}+{cpu['redis']:.2f}+{cpu['wrk']:.2f} | {r['cpu_rps']:.0f} |")
     ok = True
     lean, project = by_app.get("lean"), by_app.get("project")
     for name, r in by_app.items():
@@ -227,7 +278,7 @@ def report(results: list[dict], args: argparse.Namespace) -> bool:
         print(f"\nlean / bare = {lean['rps'] / by_app['bare']['rps']:.2f}")
     if lean and project:
         ratio = project["rps"] / lean["rps"]
-        print(f"project / lean = {ratio:.2f}")
+        print(f"project / lean = {ratio:.2f} (cpu-bound: {project['cpu_rps'] / lean['cpu_rps']:.2f})")
         print(f"project statuses: {project['statuses']}")
         checks = {
             "project >= 0.85 x lean": ratio >= 0.85,
