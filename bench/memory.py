@@ -6,8 +6,8 @@ on a free loopback port. A warm-up of a few thousand requests loads everything a
 lazily; then each worker's RSS (``VmRSS`` in ``/proc/<pid>/status``; the workers are the gunicorn
 master's children) is the baseline. The measured load is sent in chunks with wrk and
 ``bench/ack.lua`` (unique message ids, random senders; request files built by ``bench/ack.py``),
-and RSS is sampled after every chunk. Between chunks the script waits while the 1-minute load
-average is above ``--max-load``, so it does not pile onto another benchmark.
+and RSS is sampled after every chunk. Between chunks the script waits while another wrk is running
+or the 1-minute load average is above ``--max-load``, so it does not pile onto another benchmark.
 
     .venv/bin/python bench/memory.py [--requests 200000] [--warmup 5000] [--chunks 8] [--workers 2]
                                      [--connections 8] [--threads 1]
@@ -83,12 +83,28 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def wait_for_quiet(max_load: float, limit: float = 120) -> None:
-    """Wait (at most ``limit`` s) while the machine's 1-minute load average is above ``max_load``."""
+def other_load_generators() -> int:
+    """wrk processes running on this machine that this script did not start (another benchmark)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "wrk":
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                count += ppid != os.getpid()
+        except (OSError, ValueError):
+            continue
+    return count
+
+
+def wait_for_quiet(max_load: float, limit: float = 180) -> None:
+    """Wait (at most ``limit`` s) while another wrk runs or the 1-minute load is above ``max_load``."""
     deadline = time.monotonic() + limit
-    while os.getloadavg()[0] > max_load and time.monotonic() < deadline:
-        print(f"  load {os.getloadavg()[0]:.1f} > {max_load}: waiting", flush=True)
-        time.sleep(10)
+    while time.monotonic() < deadline:
+        load, others = os.getloadavg()[0], other_load_generators()
+        if load <= max_load and not others:
+            return
+        print(f"  load {load:.1f} (max {max_load}), other wrk processes {others}: waiting", flush=True)
+        time.sleep(5)
 
 
 def send(url: str, workdir: Path, name: str, count: int, rate: float, args: argparse.Namespace) -> dict:
