@@ -71,7 +71,7 @@ def upgrade():
     sa.UniqueConstraint('webhook_source', 'message_id', name=op.f('uq_webhook_messages_webhook_source_message_id'))
     )
     with op.batch_alter_table('webhook_messages', schema=None) as batch_op:
-        batch_op.create_index('ix_webhook_messages_created_at', ['created_at'], unique=False)
+        batch_op.create_index('ix_webhook_messages_created_at', ['created_at'], unique=False, postgresql_using='brin')
         batch_op.create_index('ix_webhook_messages_phone_number_created_at', ['phone_number', 'created_at'], unique=False)
         batch_op.create_index('ix_webhook_messages_status_created_at', ['status', 'created_at'], unique=False)
 
@@ -118,8 +118,9 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_signature_log'))
     )
     with op.batch_alter_table('webhook_signature_log', schema=None) as batch_op:
-        batch_op.create_index('ix_webhook_signature_log_client_ip_created_at', ['client_ip', 'created_at'], unique=False)
-        batch_op.create_index('ix_webhook_signature_log_created_at', ['created_at'], unique=False)
+        batch_op.create_index('ix_webhook_signature_log_client_ip_created_at', ['client_ip', 'created_at'], unique=False,
+                              postgresql_where=sa.text('is_valid IS false'), sqlite_where=sa.text('is_valid IS 0'))
+        batch_op.create_index('ix_webhook_signature_log_created_at', ['created_at'], unique=False, postgresql_using='brin')
 
     op.create_table('api_tokens',
     sa.Column('id', sa.Integer(), nullable=False),
