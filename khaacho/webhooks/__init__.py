@@ -9,6 +9,9 @@ bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/whatsapp-hardened")
 _limiter_filter_registered = False  # the limiter is one per process: register its filter once
 
 
+WEBHOOK_PATHS = frozenset({f"{bp.url_prefix}/webhook", f"{bp.url_prefix}/twilio/webhook"})
+
+
 def _is_webhook() -> bool:
     return request.blueprint == bp.name
 
@@ -21,8 +24,12 @@ class CookieSessionsButWebhooks(SecureCookieSessionInterface):
     """
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        """No session (Flask uses its null one) under the webhook prefix; the signed cookie elsewhere."""
-        if request.path.startswith(bp.url_prefix + "/"):
+        """No session (Flask uses its null one) on the webhook paths; the signed cookie elsewhere.
+
+        Matched by path because Flask opens the session before it matches the URL; the stats API
+        shares the prefix and needs the admin's session.
+        """
+        if request.path in WEBHOOK_PATHS:
             return None
         return super().open_session(app, request)
 
