@@ -190,6 +190,22 @@ def any_app(request):
 
 
 @pytest.fixture
+def shop(any_app, httpserver):
+    """The app on each backend, the demo catalog loaded and both providers on a loopback server."""
+    from tests.processing_support import open_shop
+
+    return open_shop(any_app, httpserver)
+
+
+@pytest.fixture
+def sqlite_shop(app, httpserver):
+    """As ``shop``, on SQLite only, for the behaviour that does not depend on the database."""
+    from tests.processing_support import open_shop
+
+    return open_shop(app, httpserver)
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

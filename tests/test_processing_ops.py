@@ -26,23 +26,9 @@ from tests.processing_support import (
     add_message,
     load,
     meta_ok,
-    open_shop,
     provider_requests,
     twilio_ok,
 )
-
-
-@pytest.fixture
-def shop(any_app, httpserver):
-    """The app on each backend, the demo catalog loaded and both providers on a loopback server."""
-    return open_shop(any_app, httpserver)
-
-
-@pytest.fixture
-def sqlite_shop(app, httpserver):
-    """As ``shop``, on SQLite only, for the behaviour that does not depend on the database."""
-    return open_shop(app, httpserver)
-
 
 # --- replay -------------------------------------------------------------------------------
 
