@@ -48,7 +48,6 @@ import psycopg  # noqa: E402
 from bench.ack import wait_for_app  # noqa: E402
 from bench.refapps import PATH  # noqa: E402
 from bench.worker import (  # noqa: E402
-    _CONTENT_LENGTH,
     PHONE_ID,
     SECRETS,
     ProviderStandIn,
@@ -70,19 +69,9 @@ class RecordingStandIn(ProviderStandIn):
 
     replies: Counter[str] = Counter()
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            head = self.buffer[:end].decode("latin-1")
-            length = _CONTENT_LENGTH.search(head)
-            size = end + 4 + (int(length.group(1)) if length else 0)
-            if len(self.buffer) < size:
-                return
-            body, self.buffer = self.buffer[end + 4:size], self.buffer[size:]
-            path = head.split(" ", 2)[1]
-            if path == f"/{PHONE_ID}/messages":
-                self.replies[json.loads(body).get("context", {}).get("message_id")] += 1
-            self.transport.write(self.answer(path))
+    def received(self, path: str, body: bytes) -> None:
+        if path == f"/{PHONE_ID}/messages":
+            self.replies[json.loads(body).get("context", {}).get("message_id")] += 1
 
 
 def start_stand_in() -> str:

@@ -68,8 +68,13 @@ class ProviderStandIn(asyncio.Protocol):
             size = end + 4 + (int(length.group(1)) if length else 0)
             if len(self.buffer) < size:
                 return
-            self.buffer = self.buffer[size:]
-            self.transport.write(self.answer(head.split(" ", 2)[1]))
+            body, self.buffer = self.buffer[end + 4:size], self.buffer[size:]
+            path = head.split(" ", 2)[1]
+            self.received(path, body)
+            self.transport.write(self.answer(path))
+
+    def received(self, path: str, body: bytes) -> None:
+        """Called with each request before it is answered; a subclass may record it."""
 
     @classmethod
     def answer(cls, path: str) -> bytes:
