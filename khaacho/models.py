@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask_login import UserMixin
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, UniqueConstraint
 from sqlalchemy import text as sa_text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -29,6 +30,11 @@ ROLES = ("admin", "viewer")
 def utcnow() -> datetime:
     """Timezone-aware now in UTC (stored as naive UTC on SQLite)."""
     return datetime.now(UTC)
+
+
+def dialect_insert(dialect: str, table):
+    """An ``INSERT`` that takes ``on_conflict_do_*`` on both backends (PostgreSQL's unless SQLite)."""
+    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
 
 
 def _in(values: tuple[str, ...]) -> str:

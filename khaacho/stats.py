@@ -23,7 +23,7 @@ from khaacho.models import (
     WebhookRateLimit,
     WebhookSignatureLog,
 )
-from khaacho.webhooks.intake import LIMITER_DOWN_REASON
+from khaacho.webhooks.admission import LIMITER_DOWN_REASON
 
 # Upper bounds (ms) of the latency buckets in ``webhook_performance_metrics.histogram``: the
 # histogram is a list of len(LATENCY_BUCKETS_MS) + 1 counts; count i is for requests that took

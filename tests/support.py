@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from twilio.request_validator import RequestValidator
@@ -53,3 +54,14 @@ def signed_twilio(url: str, params: dict, token: str = "test-twilio-token") -> d
 
 def sample(name: str) -> dict:
     return json.loads((SAMPLES / name).read_text())
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20, logs: list | None = None) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` (with the tail of ``logs``' output)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    detail = "\n".join(proc.output()[-3000:] for proc in logs or [])
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{detail}")

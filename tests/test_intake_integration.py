@@ -22,9 +22,9 @@ from huey import RedisHuey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from khaacho.webhooks.intake import LIMITER_DOWN_REASON
+from khaacho.webhooks.admission import LIMITER_DOWN_REASON
 from tests.conftest import PG_ADMIN_URL, _psycopg_url, free_port, service_env, upgrade
-from tests.support import META_PATH, meta_text_payload, signed_meta
+from tests.support import META_PATH, meta_text_payload, signed_meta, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +94,8 @@ def test_twenty_concurrent_copies_across_two_workers_give_one_row_queued_once(
         codes = list(pool.map(deliver, range(20)))
     assert codes == [200] * 20
     assert query(pg_clean_url, "SELECT duplicate_count, status FROM webhook_messages") == [(19, "queued")]
+    wait_for(lambda: queued_tasks(redis_url) == 1, "the message to be queued", timeout=5)
+    time.sleep(0.2)  # longer than a batch: a second enqueue would have happened by now
     assert queued_tasks(redis_url) == 1
     assert query(pg_clean_url, "SELECT count(*) FROM webhook_signature_log WHERE is_valid") == [(20,)]
 
@@ -105,10 +107,25 @@ def test_rate_limit_is_shared_by_both_workers(processes, pg_clean_url, own_redis
     payloads = [meta_text_payload(f"{i} kg chini", f"wamid.shared{i}") for i in range(12)]
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(lambda p: post(base, p), payloads)) == [200] * 12
-    counts = dict(query(pg_clean_url, "SELECT status, count(*) FROM webhook_messages GROUP BY status"))
-    assert counts == {"queued": 5, "rate_limited": 7}
+
+    def statuses() -> dict:
+        return dict(query(pg_clean_url, "SELECT status, count(*) FROM webhook_messages GROUP BY status"))
+
+    wait_for(lambda: statuses() == {"queued": 5, "rate_limited": 7}, "7 of 12 to be rate limited", timeout=5)
     assert query(pg_clean_url, "SELECT request_count, blocked_count FROM webhook_rate_limits") == [(12, 7)]
     assert queued_tasks(redis_url) == 5
+
+
+def test_a_stopping_worker_queues_the_messages_it_still_holds(processes, pg_clean_url, own_redis):
+    redis_url = own_redis[0]
+    env = service_env(pg_clean_url, redis_url, WEBHOOK_ADMIT_BATCH_MS=60_000)
+    base = processes.gunicorn(env, workers=1)
+    assert post(base, meta_text_payload("5 kg chini", "wamid.held")) == 200
+    time.sleep(0.3)
+    assert queued_tasks(redis_url) == 0  # acknowledged, stored, waiting for its batch
+    processes.started[-1].stop()
+    assert queued_tasks(redis_url) == 1
+    assert query(pg_clean_url, "SELECT status FROM webhook_messages") == [("queued",)]
 
 
 def test_database_taken_away_mid_traffic_answers_503_and_the_retry_is_stored_once(
@@ -152,7 +169,7 @@ def test_redis_taken_away_still_stores_and_answers_200(processes, pg_clean_url, 
     redis_url, redis_server = own_redis
     base = processes.gunicorn(service_env(pg_clean_url, redis_url), workers=2)
     assert post(base, meta_text_payload("5 kg chini", "wamid.before")) == 200
-    assert queued_tasks(redis_url) == 1
+    wait_for(lambda: queued_tasks(redis_url) == 1, "the message to be queued", timeout=5)
     redis_server.kill()
     redis_server.wait(5)
     started = time.monotonic()
@@ -161,8 +178,12 @@ def test_redis_taken_away_still_stores_and_answers_200(processes, pg_clean_url, 
     assert time.monotonic() - started < 8
     assert query(pg_clean_url, "SELECT status, count(*) FROM webhook_messages GROUP BY status") == [
         ("queued", 5)]
-    reasons = query(pg_clean_url, "SELECT reason FROM webhook_signature_log ORDER BY id")
-    assert reasons[0] == (None,) and set(reasons[1:]) == {(LIMITER_DOWN_REASON,)}
+
+    def reasons() -> list[tuple]:
+        return query(pg_clean_url, "SELECT reason FROM webhook_signature_log ORDER BY id")
+
+    wait_for(lambda: set(reasons()[1:]) == {(LIMITER_DOWN_REASON,)}, "the outage to be audited", timeout=8)
+    assert reasons()[0] == (None,)
 
 
 # Messages without any usable sender: whatever else they hold, nothing may be stored.

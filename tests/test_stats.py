@@ -173,7 +173,7 @@ def test_limiter_failing_open_is_shown(sqlite_url):
 
 
 def test_requests_that_failed_open_in_any_worker_alert_the_limiter_tile(app):
-    from khaacho.webhooks.intake import LIMITER_DOWN_REASON
+    from khaacho.webhooks.admission import LIMITER_DOWN_REASON
 
     recent = datetime.now(UTC) - timedelta(minutes=2)
     with app.app_context():

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from khaacho.extensions import db
 from khaacho.models import OutboundMessage, WebhookMessage
 from khaacho.webhooks import audit, metrics, ratelimit
-from khaacho.webhooks.intake import LIMITER_DOWN_REASON
+from khaacho.webhooks.admission import LIMITER_DOWN_REASON
 from tests.intake_support import hold_tasks, hold_tasks_of_test_app
 from tests.support import META_PATH, TWILIO_PATH, meta_text_payload, sample, signed_meta, signed_twilio
 

@@ -25,7 +25,7 @@ from khaacho.extensions import db
 from khaacho.models import Order, OutboundMessage, WebhookMessage
 from khaacho.orders.catalog import import_catalog
 from tests.conftest import ROOT, SECRETS, VENV_BIN, free_port, make_config, service_env
-from tests.support import META_PATH, TWILIO_PATH, meta_text_payload, signed_meta, signed_twilio
+from tests.support import META_PATH, TWILIO_PATH, meta_text_payload, signed_meta, signed_twilio, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -159,16 +159,6 @@ class Stack:
                               capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20, logs: list | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    detail = "\n".join(proc.output()[-3000:] for proc in logs or [])
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{detail}")
 
 
 def post_meta_batch(base: str, senders: list[str], text: str = ORDER_TEXT, prefix: str = "wamid.IN") -> None:

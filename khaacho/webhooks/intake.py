@@ -5,14 +5,9 @@ always means stored and a failure leaves nothing partial. On PostgreSQL a reques
 one message is a single statement in autocommit (the audit row and status updates ride as CTEs
 on the message upsert): one round trip.
 
-The per-sender limit is applied after the commit, to the new messages only (a provider's
-retry of a stored message does not use up its sender's allowance): with Redis for both the
-limiter and the queue, one script counts the senders and queues the admitted messages (one
-more round trip). The rare messages over the limit were committed ``queued`` and are then
-marked ``rate_limited`` with their counters in one more transaction. Acknowledging before that
-update is safe: the message is stored either way, nothing queued it, and should the update fail
-the row stays ``queued`` and the sweep processes it later, the same fail-open as a limiter
-outage. A limiter outage leaves the new messages ``queued`` for the sweep too.
+The per-sender limit and the enqueue come after the commit, for the new messages only (a
+provider's retry of a stored message does not use up its sender's allowance): they are handed to
+:mod:`khaacho.webhooks.admission`, which admits them in batches off the request.
 """
 
 from __future__ import annotations
@@ -21,25 +16,22 @@ import functools
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
 from flask import current_app, g
-from limits import RateLimitItemPerMinute
 from sqlalchemy import Executable, Insert, bindparam, case, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Compiled, Dialect
 from sqlalchemy.exc import SQLAlchemyError
 
-from khaacho.extensions import db, huey
-from khaacho.models import OutboundMessage, WebhookMessage, WebhookRateLimit, utcnow
-from khaacho.webhooks import audit, ratelimit
+from khaacho.extensions import db
+from khaacho.models import OutboundMessage, WebhookMessage, dialect_insert, utcnow
+from khaacho.webhooks import admission, audit, ratelimit
 from khaacho.webhooks.meta import Events, InboundMessage, StatusUpdate
 
 log = logging.getLogger(__name__)
 FUTURE_TOLERANCE_SECONDS = 300
-LIMITER_DOWN_REASON = "rate limiter unavailable, failed open"
 # Delivery statuses in the order they can happen; a callback never moves a message backwards,
 # so a late "delivered" after "read" changes nothing and repeats are no-ops.
 DELIVERY_RANK = {
@@ -48,8 +40,6 @@ DELIVERY_RANK = {
 }
 _messages = WebhookMessage.__table__
 _outbound = OutboundMessage.__table__
-_rate_limits = WebhookRateLimit.__table__
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _MESSAGE_COLUMNS = (
     "message_id", "webhook_source", "phone_number", "sender_id", "message_type", "message_text",
     "payload", "status", "response_time_ms", "duplicate_count", "message_timestamp",
@@ -63,12 +53,11 @@ class StorageUnavailable(RuntimeError):
 
 @dataclass(slots=True)
 class Outcome:
-    """What one request did: new rows, duplicates, rows queued for processing."""
+    """What one request did: new rows, duplicates, new rows handed to admission."""
 
     stored: int = 0
     duplicates: int = 0
-    queued: list[int] = field(default_factory=list)
-    rate_limited: list[int] = field(default_factory=list)
+    admitted: int = 0
 
 
 def record(source: str, events: Events, client_ip: str | None, endpoint: str,
@@ -83,7 +72,7 @@ def record(source: str, events: Events, client_ip: str | None, endpoint: str,
     statuses = _classify(messages, now.timestamp(), config["WEBHOOK_MAX_AGE_MINUTES"] * 60)
     audit_reason = reason
     if reason is None and ratelimit.paused() and "queued" in statuses.values():
-        audit_reason = LIMITER_DOWN_REASON
+        audit_reason = admission.LIMITER_DOWN_REASON
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     request_id = g.get("request_id")
     rows = [_row(source, m, statuses[m.message_id], now, elapsed_ms, request_id) for m in messages]
@@ -98,20 +87,19 @@ def record(source: str, events: Events, client_ip: str | None, endpoint: str,
         raise StorageUnavailable(str(exc)) from exc
 
     outcome = Outcome()
-    by_sender: dict[str, list[int]] = {}
+    new: list[admission.NewMessage] = []
+    # The request's audit row records a limiter outage the admitter may find, unless it already says why.
+    outage_audit_id = audit_id if audit_reason is None else None
     for row_id, duplicate_count, status, sender in sorted(result):
         if duplicate_count:
             outcome.duplicates += 1
         else:
             outcome.stored += 1
             if status == "queued":
-                by_sender.setdefault(sender, []).append(row_id)
-    if by_sender:
-        outcome.queued, outcome.rate_limited, blocked_rows, down = _admit(by_sender, config, now)
-        unaudited_outage = down and audit_reason is None
-        if blocked_rows or unaudited_outage:
-            _after_admission(dialect, outcome.rate_limited, blocked_rows,
-                             audit_id if unaudited_outage else None, now)
+                new.append(admission.NewMessage(row_id, sender, outage_audit_id))
+    if new:
+        admission.submit(new)
+    outcome.admitted = len(new)
     return outcome
 
 
@@ -124,7 +112,7 @@ def _statements(dialect: str) -> tuple[Insert, Insert, Insert]:
     """
     audit_insert = insert(audit.table).values(
         {c: bindparam(f"audit_{c}") for c in audit.COLUMNS}).returning(audit.table.c.id)
-    values = _INSERTS.get(dialect, postgresql.insert)(_messages).values(
+    values = dialect_insert(dialect, _messages).values(
         {c: bindparam(c) for c in _MESSAGE_COLUMNS})
     upsert = values.on_conflict_do_update(
         index_elements=["webhook_source", "message_id"],
@@ -215,67 +203,6 @@ def _classify(messages: list[InboundMessage], now: float, max_age: int) -> dict[
     return statuses
 
 
-def _admit(by_sender: dict[str, list[int]], config,
-           now: datetime) -> tuple[list[int], list[int], list[dict], bool]:
-    """Count each sender's new messages and queue those within the limit.
-
-    Returns the queued ids, the ids over the limit, their rate-limit rows, and whether the
-    limiter was down (then every message is admitted: fail open).
-    """
-    limit = RateLimitItemPerMinute(config["WEBHOOK_RATE_LIMIT_MAX"], config["WEBHOOK_RATE_LIMIT_WINDOW"])
-    fused = ratelimit.shares_redis_with_queue()
-    if fused:
-        from khaacho.tasks import process_message
-
-        tasks = {sender: [huey.serialize_task(process_message.s(i)) for i in ids]
-                 for sender, ids in by_sender.items()}
-        counts = ratelimit.admit(limit, "webhook-sender", tasks) or [None] * len(by_sender)
-    else:
-        counts = [ratelimit.add(limit, "webhook-sender", sender, amount=len(ids))
-                  for sender, ids in by_sender.items()]
-    window = limit.get_expiry()
-    window_start = datetime.fromtimestamp(int(now.timestamp()) // window * window, UTC)
-    admitted, over, blocked_rows, down = [], [], [], False
-    for (sender, ids), count in zip(by_sender.items(), counts, strict=True):
-        if count is None:
-            down = True
-            allowed = len(ids)
-        else:
-            allowed = max(0, limit.amount - (count - len(ids)))
-        admitted += ids[:allowed]
-        if ids[allowed:]:
-            over += ids[allowed:]
-            blocked_rows.append({"phone_number": sender, "window_start": window_start,
-                                 "request_count": count, "blocked_count": len(ids) - allowed,
-                                 "updated_at": now})
-    if fused:
-        # The script queued the admitted messages; with Redis down it queued nothing and
-        # they stay ``queued`` for the sweep (queueing them would meet the same dead Redis).
-        return ([] if down else admitted), over, blocked_rows, down
-    return _enqueue(admitted), over, blocked_rows, down
-
-
-def _after_admission(dialect: str, over: list[int], blocked_rows: list[dict], audit_id: int | None,
-                     now: datetime) -> None:
-    """Mark the messages over the limit ``rate_limited`` and count them; audit a limiter outage.
-
-    A failure here keeps the acknowledgement: the messages stay ``queued`` for the sweep.
-    """
-    try:
-        with db.engine.begin() as conn:
-            if over:
-                conn.execute(update(_messages).where(_messages.c.id.in_(over), _messages.c.status == "queued")
-                             .values(status="rate_limited", updated_at=now))
-            if blocked_rows:
-                conn.execute(_rate_limit_upsert(dialect, blocked_rows))
-            if audit_id is not None:
-                conn.execute(update(audit.table).where(audit.table.c.id == audit_id)
-                             .values(reason=LIMITER_DOWN_REASON))
-    except SQLAlchemyError as exc:
-        log.warning("could not mark %d messages rate limited, left for the sweep: %s",
-                    len(over), type(exc).__name__)
-
-
 def _row(source: str, m: InboundMessage, status: str, now: datetime, elapsed_ms: float,
          request_id: str | None) -> dict:
     plausible = m.timestamp is not None and 0 < m.timestamp < 253402300799
@@ -288,19 +215,6 @@ def _row(source: str, m: InboundMessage, status: str, now: datetime, elapsed_ms:
         "first_received_at": now, "attempts": 0, "error_count": 0, "request_id": request_id,
         "updated_at": now, "created_at": now,
     }
-
-
-def _rate_limit_upsert(dialect: str, rows: list[dict]):
-    stmt = _INSERTS.get(dialect, postgresql.insert)(_rate_limits).values(rows)
-    largest = func.greatest if dialect == "postgresql" else func.max
-    return stmt.on_conflict_do_update(
-        index_elements=["phone_number", "window_start"],
-        set_={
-            "request_count": largest(_rate_limits.c.request_count, stmt.excluded.request_count),
-            "blocked_count": _rate_limits.c.blocked_count + stmt.excluded.blocked_count,
-            "updated_at": stmt.excluded.updated_at,
-        },
-    )
 
 
 def _status_update(updates: list[StatusUpdate]):
@@ -324,24 +238,6 @@ def _status_update(updates: list[StatusUpdate]):
                 delivery_error=case({k: u.error for k, u in best.items()}, value=pid,
                                     else_=_outbound.c.delivery_error))
     )
-
-
-def _enqueue(ids: list[int]) -> list[int]:
-    """Queue each committed message, the ids queued; a queue outage leaves it ``queued`` for the sweep."""
-    if not ids:
-        return []
-    from khaacho.tasks import process_message
-
-    queued = []
-    for row_id in ids:
-        try:
-            process_message(row_id)
-        except Exception as exc:  # Redis down or any queue error: the sweep picks the row up
-            log.warning("could not queue message %s, left for the sweep: %s: %s",
-                        row_id, type(exc).__name__, exc)
-        else:
-            queued.append(row_id)
-    return queued
 
 
 def insert_audit_only(source: str, endpoint: str, client_ip: str | None, reason: str) -> None:
