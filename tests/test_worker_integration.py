@@ -11,7 +11,6 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 
 import pytest
 import requests
