@@ -8,12 +8,13 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import INSTANCE_DIR, Config, config_from_env
+from khaacho.machines import KhaachoFlask
 
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the app: extensions, blueprints and CLI commands for the given configuration."""
     config = config or config_from_env()
-    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app = KhaachoFlask(__name__, instance_path=str(INSTANCE_DIR))
     app.config.from_object(config)
     app.config["ENV_NAME"] = config.ENV_NAME
 

@@ -49,7 +49,6 @@ class WebhookMessage(db.Model):
         UniqueConstraint("webhook_source", "message_id"),
         CheckConstraint(f"status IN {_in(MESSAGE_STATUSES)}", name="status"),
         Index("ix_webhook_messages_status_created_at", "status", "created_at"),
-        Index("ix_webhook_messages_phone_number_created_at", "phone_number", "created_at"),
         # Append-only in created_at order: a BRIN index is a few pages and nearly free to maintain.
         Index("ix_webhook_messages_created_at", "created_at", postgresql_using="brin"),
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
+from khaacho.machines import for_machines_too
+
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
@@ -21,6 +23,7 @@ def init_app(app: Flask) -> None:
     """Add CSP (self-served scripts only), frame-deny, nosniff and friends, unless a view set its own."""
 
     @app.after_request
+    @for_machines_too
     def _headers(response: Response) -> Response:
         defaults = HEADERS + (HSTS,) if app.config.get("SESSION_COOKIE_SECURE") else HEADERS
         # One pass over the response's headers rather than a scan per default (this runs on

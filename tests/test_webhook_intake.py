@@ -12,6 +12,7 @@ from limits import RateLimitItemPerMinute
 from sqlalchemy import text
 
 from khaacho.extensions import db
+from khaacho.machines import for_machines_too
 from khaacho.models import OutboundMessage, WebhookMessage
 from khaacho.webhooks import audit, metrics, ratelimit
 from khaacho.webhooks.admission import LIMITER_DOWN_REASON
@@ -73,6 +74,18 @@ def test_webhook_answer_sets_no_cookie_and_keeps_the_security_headers(app, queue
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Request-ID"]
     assert "session=" in client.get("/login").headers.get("Set-Cookie", "")  # people still get theirs
+
+
+def test_people_hooks_skip_webhooks_and_marked_hooks_do_not(app, queue):
+    seen = []
+    app.before_request(lambda: seen.append("people"))
+    app.before_request(for_machines_too(lambda: seen.append("everyone")))
+    client = app.test_client()
+    assert post_meta(client, meta_text_payload("5 kg chini", "wamid.hooks")).status_code == 200
+    assert seen == ["everyone"]
+    seen.clear()
+    client.get("/login")
+    assert seen == ["people", "everyone"]
 
 
 def test_batch_sample_stores_every_message_with_its_text(any_app, queue):

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Request, request
+from flask import Blueprint, Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
+from khaacho.machines import KhaachoFlask
+
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/whatsapp-hardened")
-_limiter_filter_registered = False  # the limiter is one per process: register its filter once
 
 
 WEBHOOK_PATHS = frozenset({f"{bp.url_prefix}/webhook", f"{bp.url_prefix}/twilio/webhook"})
-
-
-def _is_webhook() -> bool:
-    return request.blueprint == bp.name
 
 
 class CookieSessionsButWebhooks(SecureCookieSessionInterface):
@@ -34,20 +31,16 @@ class CookieSessionsButWebhooks(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def init_app(app: Flask) -> None:
-    """Register the webhook endpoints, exempt from CSRF and from the limiter's per-route checks.
+def init_app(app: KhaachoFlask) -> None:
+    """Register the webhook endpoints as machine-facing: no CSRF, cookie or route-limit hooks.
 
-    The per-sender and per-IP limits are applied by intake itself; the request filter lets
-    Flask-Limiter skip its route-limit lookups for webhooks at once (cheaper than ``exempt``).
+    The per-sender and per-IP limits are applied by intake itself (see :mod:`khaacho.machines`).
     """
-    global _limiter_filter_registered
-    from khaacho.extensions import csrf, limiter
+    from khaacho.extensions import csrf
     from khaacho.webhooks import metrics, views  # noqa: F401  (views attaches the routes to ``bp``)
 
     csrf.exempt(bp)
-    if not _limiter_filter_registered:
-        limiter.request_filter(_is_webhook)
-        _limiter_filter_registered = True
+    app.machine_blueprints = app.machine_blueprints | {bp.name}
     app.register_blueprint(bp)
     app.session_interface = CookieSessionsButWebhooks()
     metrics.flush_at_exit(app)

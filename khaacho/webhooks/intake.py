@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +47,18 @@ _MESSAGE_COLUMNS = (
     "payload", "status", "response_time_ms", "duplicate_count", "message_timestamp",
     "first_received_at", "attempts", "error_count", "request_id", "updated_at", "created_at",
 )
+
+
+class _HeldConnection(threading.local):
+    """This thread's intake connection (see :func:`_intake_connection`)."""
+
+    engine = None
+    pid = 0
+    connection: psycopg.Connection | None = None
+    recycle_at = 0.0
+
+
+_held = _HeldConnection()
 
 
 class StorageUnavailable(RuntimeError):
@@ -156,7 +170,7 @@ def _compiled(stmt: Executable, dialect: Dialect) -> Compiled:
 
 
 def _autocommit(stmt: Executable, params: dict) -> list[tuple]:
-    """Run one statement in autocommit on a pooled psycopg connection, its rows if it returns any.
+    """Run one statement in autocommit on this thread's intake connection, its rows if it returns any.
 
     The Core statement is compiled once and handed to the driver as is: on the hot path this
     costs a third of the CPU of a SQLAlchemy ``Connection.execute`` (bind values here are plain
@@ -165,20 +179,37 @@ def _autocommit(stmt: Executable, params: dict) -> list[tuple]:
     compiled = _compiled(stmt, db.engine.dialect)
     if "payload" in params:
         params = {**params, "payload": json.dumps(params["payload"])}
-    connection = db.engine.raw_connection()
+    connection = _intake_connection()
     try:
-        driver = connection.driver_connection
-        driver.autocommit = True
-        try:
-            cursor = driver.execute(compiled.string, {**compiled.params, **params})
-            return cursor.fetchall() if cursor.description else []
-        finally:
-            driver.autocommit = False
+        cursor = connection.execute(compiled.string, {**compiled.params, **params})
+        return cursor.fetchall() if cursor.description else []
     except psycopg.OperationalError:
-        connection.invalidate()  # a broken connection must not go back to the pool
-        raise
-    finally:
+        _held.connection = None  # broken or timed out: the next request opens a new one
         connection.close()
+        raise
+
+
+def _intake_connection() -> psycopg.Connection:
+    """This thread's autocommit psycopg connection to the app's database, opened by its engine.
+
+    Held by the thread (one per sync worker) instead of checked out of the pool per request,
+    which saves the checkout, the autocommit switches and the reset on return. Opened through
+    the engine, so it has the pool's connect arguments (statement and lock timeouts); replaced
+    after the pool's recycle time, after a fork, and when the app's engine changes.
+    """
+    engine, pid, held = db.engine, os.getpid(), _held.connection
+    if held is not None and _held.pid == pid:
+        if _held.engine is engine and time.monotonic() < _held.recycle_at and not held.closed:
+            return held
+        held.close()
+    pooled = engine.raw_connection()
+    connection = pooled.driver_connection
+    pooled.detach()  # ours now: the pool neither counts nor resets it
+    connection.autocommit = True
+    recycle = current_app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_recycle", 1800)
+    _held.engine, _held.pid, _held.connection = engine, pid, connection
+    _held.recycle_at = time.monotonic() + recycle
+    return connection
 
 
 def _distinct(messages: list[InboundMessage]) -> list[InboundMessage]:
