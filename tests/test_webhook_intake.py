@@ -17,7 +17,15 @@ from khaacho.models import OutboundMessage, WebhookMessage
 from khaacho.webhooks import audit, metrics, ratelimit
 from khaacho.webhooks.admission import LIMITER_DOWN_REASON
 from tests.intake_support import hold_tasks, hold_tasks_of_test_app
-from tests.support import META_PATH, TWILIO_PATH, meta_text_payload, sample, signed_meta, signed_twilio
+from tests.support import (
+    META_PATH,
+    TWILIO_PATH,
+    meta_text_payload,
+    sample,
+    signed_meta,
+    signed_twilio,
+    wait_for,
+)
 
 TWILIO_URL = "http://localhost" + TWILIO_PATH
 
@@ -130,17 +138,22 @@ def test_message_outside_the_replay_window_is_stale_and_not_queued(app, queue, a
     assert queue() == []
 
 
-def test_sender_over_the_limit_is_rate_limited_counted_and_answered_200(any_app, queue):
-    any_app.config["WEBHOOK_RATE_LIMIT_MAX"] = 3
+@pytest.mark.parametrize("batch_ms", [0, 50], ids=["in the request", "batched"])
+def test_sender_over_the_limit_is_rate_limited_counted_and_answered_200(any_app, queue, batch_ms):
+    any_app.config.update(WEBHOOK_RATE_LIMIT_MAX=3, WEBHOOK_ADMIT_BATCH_MS=batch_ms)
     client = any_app.test_client()
     codes = [post_meta(client, meta_text_payload(f"{i} kg chini", f"wamid.rl{i}")).status_code
              for i in range(5)]
     codes.append(post_meta(client, meta_text_payload("1 kg dal", "wamid.other", sender="9779857654321"))
                  .status_code)
     assert codes == [200] * 6
-    by_status = dict(rows(any_app, "SELECT status, count(*) FROM webhook_messages "
-                                   "WHERE sender_id = '+9779841234567' GROUP BY status"))
-    assert by_status == {"queued": 3, "rate_limited": 2}
+
+    def by_status() -> dict:
+        return dict(rows(any_app, "SELECT status, count(*) FROM webhook_messages "
+                                  "WHERE sender_id = '+9779841234567' GROUP BY status"))
+
+    wait_for(lambda: by_status() == {"queued": 3, "rate_limited": 2}, "2 of 5 to be rate limited", timeout=5)
+    wait_for(lambda: len(queue()) == 4, "4 messages to be queued", timeout=5)
     assert rows(any_app, "SELECT phone_number, request_count, blocked_count FROM webhook_rate_limits") == [
         ("+9779841234567", 5, 2)]
     assert len(queue()) == 4  # three from the limited sender, one from the other

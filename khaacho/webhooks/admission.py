@@ -176,7 +176,7 @@ class Admitter:
     """One app's admission queue in this process, admitted by a thread in batches.
 
     The thread starts with the first message a process submits (so after gunicorn forks) and
-    is started again in a forked child; :meth:`flush` admits what is pending at once.
+    again in a forked child; :meth:`flush` admits what is pending at once, and runs at exit.
     """
 
     def __init__(self, app: Flask) -> None:
@@ -188,10 +188,7 @@ class Admitter:
         atexit.register(self.flush)
 
     def submit(self, messages: list[NewMessage]) -> None:
-        """Admit ``messages`` soon (at once when batching is off)."""
-        if self.delay <= 0:
-            admit(messages)
-            return
+        """Admit ``messages`` within the batch delay."""
         with self._cond:
             if self._pid != os.getpid():
                 self._pending = []  # a forked child starts empty: the parent admits its own
@@ -232,8 +229,11 @@ class Admitter:
 
 
 def submit(messages: list[NewMessage]) -> None:
-    """Hand the current app's newly stored ``queued`` messages to its admitter."""
+    """Admit the current app's newly stored ``queued`` messages: batched by its admitter, or now."""
     app = current_app._get_current_object()
+    if app.config["WEBHOOK_ADMIT_BATCH_MS"] <= 0:
+        admit(messages)
+        return
     admitter = app.extensions.get("khaacho_admitter")
     if admitter is None:
         with _admitters_lock:

@@ -170,7 +170,7 @@ def _compiled(stmt: Executable, dialect: Dialect) -> Compiled:
 
 
 def _autocommit(stmt: Executable, params: dict) -> list[tuple]:
-    """Run one statement in autocommit on this thread's intake connection, its rows if it returns any.
+    """Run one ``RETURNING`` statement in autocommit on this thread's intake connection; its rows.
 
     The Core statement is compiled once and handed to the driver as is: on the hot path this
     costs a third of the CPU of a SQLAlchemy ``Connection.execute`` (bind values here are plain
@@ -181,8 +181,7 @@ def _autocommit(stmt: Executable, params: dict) -> list[tuple]:
         params = {**params, "payload": json.dumps(params["payload"])}
     connection = _intake_connection()
     try:
-        cursor = connection.execute(compiled.string, {**compiled.params, **params})
-        return cursor.fetchall() if cursor.description else []
+        return connection.execute(compiled.string, {**compiled.params, **params}).fetchall()
     except psycopg.OperationalError:
         _held.connection = None  # broken or timed out: the next request opens a new one
         connection.close()
