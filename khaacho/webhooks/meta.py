@@ -110,6 +110,11 @@ def clean_json(value: object) -> object:
     return value
 
 
+# Strict JSON carries a NUL or a lone surrogate only as a ``\\u`` escape (raw control characters
+# and invalid UTF-8 are refused), so a body without such an escape has nothing to clean.
+_UNSAFE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
 def _reject_constant(name: str) -> float:
     raise MalformedPayload(f"{name} is not JSON")
 
@@ -128,13 +133,14 @@ def parse(body: bytes) -> Events:
     events = Events()
     if not isinstance(data, dict):
         return events
+    clean = _UNSAFE_ESCAPE.search(body) is not None
     for entry in _dicts(data.get("entry")):
         for change in _dicts(entry.get("changes")):
             value = change.get("value")
             if change.get("field", "messages") != "messages" or not isinstance(value, dict):
                 continue
             for message in _dicts(value.get("messages")):
-                inbound = parse_message(message)
+                inbound = parse_message(message, clean)
                 if inbound is not None:
                     events.messages.append(inbound)
             for status in _dicts(value.get("statuses")):
@@ -163,8 +169,11 @@ def _timestamp(value: object) -> int | None:
         return None
 
 
-def parse_message(message: dict) -> InboundMessage | None:
-    """One ``messages[]`` item, or None when it has no usable id or sender."""
+def parse_message(message: dict, clean: bool = True) -> InboundMessage | None:
+    """One ``messages[]`` item, or None when it has no usable id or sender.
+
+    ``clean=False`` keeps the payload as parsed, for a body known to hold no NUL or lone surrogate.
+    """
     message_id = _short_str(message.get("id"), MAX_ID)
     phone = normalise_phone(message.get("from"))
     sender = phone or _short_str(message.get("from_user_id"), MAX_SENDER)
@@ -179,7 +188,7 @@ def parse_message(message: dict) -> InboundMessage | None:
         phone_number=phone,
         message_type=message_type,
         text=message_text(message_type, message),
-        payload=clean_json(message),  # type: ignore[arg-type]
+        payload=clean_json(message) if clean else message,  # type: ignore[arg-type]
         timestamp=_timestamp(message.get("timestamp")),
         ignored=message_type in IGNORED_TYPES,
     )
