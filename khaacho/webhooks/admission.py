@@ -53,16 +53,7 @@ class NewMessage:
     audit_id: int | None = None
 
 
-@dataclass(slots=True)
-class Admitted:
-    """What admitting a batch did: ids queued, ids over the limit, whether the limiter was down."""
-
-    queued: list[int]
-    rate_limited: list[int]
-    limiter_down: bool
-
-
-def admit(messages: list[NewMessage]) -> Admitted:
+def admit(messages: list[NewMessage]) -> None:
     """Count the senders, queue the messages within the limit, mark the rest; in an app context.
 
     Never raises for Redis or database trouble: what could not be done is left ``queued``.
@@ -71,21 +62,20 @@ def admit(messages: list[NewMessage]) -> Admitted:
     for m in messages:
         by_sender.setdefault(m.sender, []).append(m.row_id)
     if not by_sender:
-        return Admitted([], [], False)
+        return
     now = utcnow()
-    queued, over, blocked_rows, down = _count_and_queue(by_sender, current_app.config, now)
+    over, blocked_rows, down = _count_and_queue(by_sender, current_app.config, now)
     unaudited = sorted({m.audit_id for m in messages if m.audit_id is not None}) if down else []
     if blocked_rows or unaudited:
         _after_admission(over, blocked_rows, unaudited, now)
-    return Admitted(queued, over, down)
 
 
 def _count_and_queue(by_sender: dict[str, list[int]], config,
-                     now: datetime) -> tuple[list[int], list[int], list[dict], bool]:
+                     now: datetime) -> tuple[list[int], list[dict], bool]:
     """Count each sender's new messages and queue those within the limit.
 
-    Returns the queued ids, the ids over the limit, their rate-limit rows, and whether the
-    limiter was down (then every message is let through: fail open).
+    Returns the ids over the limit, their rate-limit rows, and whether the limiter was down
+    (then every message is let through: fail open).
     """
     limit = RateLimitItemPerMinute(config["WEBHOOK_RATE_LIMIT_MAX"], config["WEBHOOK_RATE_LIMIT_WINDOW"])
     fused = ratelimit.shares_redis_with_queue()
@@ -113,11 +103,11 @@ def _count_and_queue(by_sender: dict[str, list[int]], config,
             blocked_rows.append({"phone_number": sender, "window_start": window_start,
                                  "request_count": count, "blocked_count": len(ids) - allowed,
                                  "updated_at": now})
-    if fused:
-        # The script queued the admitted messages; with Redis down it queued nothing and
-        # they stay ``queued`` for the sweep (queueing them would meet the same dead Redis).
-        return ([] if down else admitted), over, blocked_rows, down
-    return _enqueue(admitted), over, blocked_rows, down
+    # The script queued the admitted messages already; with Redis down it queued nothing and
+    # they stay ``queued`` for the sweep (queueing them would meet the same dead Redis).
+    if not fused:
+        _enqueue(admitted)
+    return over, blocked_rows, down
 
 
 def _after_admission(over: list[int], blocked_rows: list[dict], audit_ids: list[int],
@@ -154,22 +144,16 @@ def _rate_limit_upsert(dialect: str, rows: list[dict]):
     )
 
 
-def _enqueue(ids: list[int]) -> list[int]:
-    """Queue each message, the ids queued; a queue outage leaves the row ``queued`` for the sweep."""
-    if not ids:
-        return []
+def _enqueue(ids: list[int]) -> None:
+    """Queue each message; a queue outage leaves the row ``queued`` for the sweep."""
     from khaacho.tasks import process_message
 
-    queued = []
     for row_id in ids:
         try:
             process_message(row_id)
         except Exception as exc:  # Redis down or any queue error: the sweep picks the row up
             log.warning("could not queue message %s, left for the sweep: %s: %s",
                         row_id, type(exc).__name__, exc)
-        else:
-            queued.append(row_id)
-    return queued
 
 
 class Admitter:

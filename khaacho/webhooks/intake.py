@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
@@ -65,18 +64,9 @@ class StorageUnavailable(RuntimeError):
     """The database did not take the request; nothing of it was kept."""
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What one request did: new rows, duplicates, new rows handed to admission."""
-
-    stored: int = 0
-    duplicates: int = 0
-    admitted: int = 0
-
-
 def record(source: str, events: Events, client_ip: str | None, endpoint: str,
-           started: float, reason: str | None = None) -> Outcome:
-    """Store a verified request's messages and statuses in one transaction, then queue the new ones.
+           started: float, reason: str | None = None) -> None:
+    """Store a verified request's messages and statuses in one transaction; hand the new ones to admission.
 
     Raises :class:`StorageUnavailable` when the database fails; the caller answers ``503``.
     """
@@ -100,21 +90,13 @@ def record(source: str, events: Events, client_ip: str | None, endpoint: str,
         log.warning("webhook not stored, answering 503: %s: %s", type(exc).__name__, exc)
         raise StorageUnavailable(str(exc)) from exc
 
-    outcome = Outcome()
-    new: list[admission.NewMessage] = []
     # The request's audit row records a limiter outage the admitter may find, unless it already says why.
     outage_audit_id = audit_id if audit_reason is None else None
-    for row_id, duplicate_count, status, sender in sorted(result):
-        if duplicate_count:
-            outcome.duplicates += 1
-        else:
-            outcome.stored += 1
-            if status == "queued":
-                new.append(admission.NewMessage(row_id, sender, outage_audit_id))
+    new = [admission.NewMessage(row_id, sender, outage_audit_id)
+           for row_id, duplicate_count, status, sender in sorted(result)
+           if not duplicate_count and status == "queued"]
     if new:
         admission.submit(new)
-    outcome.admitted = len(new)
-    return outcome
 
 
 @functools.cache
