@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import psycopg
 from flask import current_app, g
 from sqlalchemy import Executable, Insert, bindparam, case, func, insert, or_, select, update
-from sqlalchemy.engine import Compiled, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 
 from khaacho.extensions import db
@@ -147,8 +147,10 @@ def _store(dialect: str, audit_row: dict, rows: list[dict],
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(stmt: Executable, dialect: Dialect) -> Compiled:
-    return stmt.compile(dialect=dialect)
+def _compiled(stmt: Executable, dialect: Dialect) -> tuple[str, dict]:
+    """The statement's SQL and the values it binds itself (literals in SET, CASE, ...)."""
+    compiled = stmt.compile(dialect=dialect)
+    return compiled.string, compiled.params
 
 
 def _autocommit(stmt: Executable, params: dict) -> list[tuple]:
@@ -158,12 +160,13 @@ def _autocommit(stmt: Executable, params: dict) -> list[tuple]:
     costs a third of the CPU of a SQLAlchemy ``Connection.execute`` (bind values here are plain
     str/int/float/datetime; the JSON payload goes as text for its ``::JSON`` cast).
     """
-    compiled = _compiled(stmt, db.engine.dialect)
+    sql, fixed = _compiled(stmt, db.engine.dialect)
+    params = {**fixed, **params}
     if "payload" in params:
-        params = {**params, "payload": json.dumps(params["payload"])}
+        params["payload"] = json.dumps(params["payload"])
     connection = _intake_connection()
     try:
-        return connection.execute(compiled.string, {**compiled.params, **params}).fetchall()
+        return connection.execute(sql, params).fetchall()
     except psycopg.OperationalError:
         _held.connection = None  # broken or timed out: the next request opens a new one
         connection.close()
