@@ -119,10 +119,13 @@ def _reject_constant(name: str) -> float:
     raise MalformedPayload(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one for all: json.loads builds one a call
+
+
 def loads(body: bytes) -> object:
     """Strict JSON from bytes; any failure is a :class:`MalformedPayload`."""
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        return _DECODER.decode(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedPayload(str(exc)[:200]) from None
 
