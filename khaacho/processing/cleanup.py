@@ -30,7 +30,7 @@ from khaacho.models import (
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 2000
-PAUSE_RATIO = 1.0
+PAUSE_RATIO = 2.0
 IN_FLIGHT = ("queued", "processing", "failed")
 # Tables deleted on their own, with the column their age is read from.
 LOG_TABLES = (
