@@ -22,6 +22,11 @@ def new_request_id() -> str:
     return secrets.token_hex(8)
 
 
+def request_id_for(incoming: str | None) -> str:
+    """The caller's X-Request-ID when it looks safe to log and echo, else a new id."""
+    return incoming if incoming and _SAFE_ID.match(incoming) else new_request_id()
+
+
 class RequestIdFilter(logging.Filter):
     """Adds the current request id (or '-') to every record."""
 
@@ -70,8 +75,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     @for_machines_too
     def _assign_request_id() -> None:
-        incoming = request.headers.get("X-Request-ID")
-        g.request_id = incoming if incoming and _SAFE_ID.match(incoming) else new_request_id()
+        g.request_id = request_id_for(request.headers.get("X-Request-ID"))
         request_id_var.set(g.request_id)
 
     @app.after_request

@@ -6,16 +6,23 @@ nothing here: intake limits senders itself). Together they were a sixth of a web
 a blueprint listed in :attr:`KhaachoFlask.machine_blueprints`, only its own hooks and the
 app-wide ones marked :func:`for_machines_too` (request id, security headers) run.
 ``after_this_request`` is not available on those blueprints.
+
+A route can go further and be *direct* (:meth:`KhaachoFlask.add_direct_route`): its handler sees
+the WSGI environ before Flask builds a request context and either answers it or declines it
+(``None``), and then Flask serves the request as usual. Meta's webhook is one
+(:mod:`khaacho.webhooks.direct`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from flask import Flask, Response, request
 
 Hook = TypeVar("Hook", bound=Callable)
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+DirectHandler = Callable[[Flask, dict], WSGIApp | None]
 
 
 def for_machines_too(hook: Hook) -> Hook:
@@ -32,6 +39,27 @@ class KhaachoFlask(Flask):
     """
 
     machine_blueprints: frozenset[str] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.direct_routes: dict[tuple[str, str], DirectHandler] = {}
+
+    def add_direct_route(self, method: str, path: str, handler: DirectHandler) -> None:
+        """Offer requests for exactly ``method`` ``path`` to ``handler`` before Flask sees them.
+
+        ``handler(app, environ)`` returns a WSGI app that answers the request, or None to leave
+        it to Flask; a handler that read the body must put it back in ``wsgi.input`` first.
+        """
+        self.direct_routes[(method, path)] = handler
+
+    def wsgi_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """A direct route's answer when its handler gives one, else Flask's."""
+        handler = self.direct_routes.get((environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")))
+        if handler is not None:
+            answer = handler(self, environ)
+            if answer is not None:
+                return answer(environ, start_response)
+        return super().wsgi_app(environ, start_response)
 
     @staticmethod
     def _marked(registry: dict[str | None, list[Callable]]) -> list[Callable]:

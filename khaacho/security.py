@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import Flask, Response
 
 from khaacho.machines import for_machines_too
@@ -19,13 +21,18 @@ HEADERS = (
 HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
+def default_headers(config: Mapping) -> tuple[tuple[str, str], ...]:
+    """The headers every response carries (HSTS too where cookies are HTTPS-only, i.e. production)."""
+    return HEADERS + (HSTS,) if config.get("SESSION_COOKIE_SECURE") else HEADERS
+
+
 def init_app(app: Flask) -> None:
     """Add CSP (self-served scripts only), frame-deny, nosniff and friends, unless a view set its own."""
 
     @app.after_request
     @for_machines_too
     def _headers(response: Response) -> Response:
-        defaults = HEADERS + (HSTS,) if app.config.get("SESSION_COOKIE_SECURE") else HEADERS
+        defaults = default_headers(app.config)
         # One pass over the response's headers rather than a scan per default (this runs on
         # every webhook too).
         present = {key.lower() for key, _ in response.headers.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import time
 
@@ -10,6 +11,7 @@ import pytest
 from huey.storage import MemoryStorage
 from limits import RateLimitItemPerMinute
 from sqlalchemy import text
+from werkzeug.test import EnvironBuilder
 
 from khaacho.extensions import db
 from khaacho.machines import for_machines_too
@@ -89,11 +91,51 @@ def test_people_hooks_skip_webhooks_and_marked_hooks_do_not(app, queue):
     app.before_request(lambda: seen.append("people"))
     app.before_request(for_machines_too(lambda: seen.append("everyone")))
     client = app.test_client()
-    assert post_meta(client, meta_text_payload("5 kg chini", "wamid.hooks")).status_code == 200
+    assert post_twilio(client, dict(sample("twilio-message.form.json"))).status_code == 200
     assert seen == ["everyone"]
     seen.clear()
     client.get("/login")
     assert seen == ["people", "everyone"]
+
+
+def test_meta_delivery_is_answered_directly_and_exactly_as_the_view_answers_it(app, queue):
+    hooks = []
+    app.before_request(for_machines_too(lambda: hooks.append("ran")))
+    client = app.test_client()
+    metrics.flush_in(app)  # earlier tests' timings
+    timed = ("SELECT sum(request_count), sum(success_count) FROM webhook_performance_metrics "
+             "WHERE endpoint_path = :p")
+    before = rows(app, timed, p=META_PATH)[0]
+
+    def deliver(message_id):
+        body, headers = signed_meta(meta_text_payload("5 kg chini", message_id))
+        return client.post(META_PATH, data=body, headers={**headers, "X-Request-ID": f"req-{message_id}"})
+
+    direct = deliver("wamid.direct")
+    assert hooks == []  # Flask's request machinery never ran
+    app.direct_routes.clear()
+    viewed = deliver("wamid.view")
+    assert hooks == ["ran"]
+
+    assert (direct.status, direct.data) == (viewed.status, viewed.data) == ("200 OK", b"OK")
+    assert dict(direct.headers) == {**dict(viewed.headers), "X-Request-ID": "req-wamid.direct"}
+    assert rows(app, "SELECT message_id, status, request_id, response_time_ms > 0 FROM webhook_messages "
+                     "ORDER BY id") == [("wamid.direct", "queued", "req-wamid.direct", True),
+                                        ("wamid.view", "queued", "req-wamid.view", True)]
+    assert rows(app, "SELECT is_valid, reason FROM webhook_signature_log") == [(True, None), (True, None)]
+    assert len(queue()) == 2
+    metrics.flush_in(app)
+    assert [n - (b or 0) for n, b in zip(rows(app, timed, p=META_PATH)[0], before, strict=True)] == [2, 2]
+
+
+def test_meta_delivery_without_a_content_length_is_left_to_the_view(app, queue):
+    body, headers = signed_meta(meta_text_payload("5 kg chini", "wamid.chunked"))
+    environ = EnvironBuilder(path=META_PATH, method="POST", input_stream=io.BytesIO(body),
+                             headers=headers).get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ["wsgi.input_terminated"] = True  # as a server passes a chunked body on
+    assert app.test_client().open(environ).status_code == 200
+    assert rows(app, "SELECT message_id, status FROM webhook_messages") == [("wamid.chunked", "queued")]
 
 
 def test_batch_sample_stores_every_message_with_its_text(any_app, queue):
@@ -195,6 +237,7 @@ def test_database_failure_answers_503_and_queues_nothing(tmp_path, monkeypatch):
     queue = hold_tasks(monkeypatch)
     response = post_meta(app.test_client(), meta_text_payload("5 kg chini", "wamid.down"))
     assert response.status_code == 503
+    assert response.get_json() == {"error": "storage unavailable, retry later"}
     assert response.headers["Retry-After"]
     assert queue() == []
 

@@ -10,7 +10,8 @@ from khaacho.machines import KhaachoFlask
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/whatsapp-hardened")
 
 
-WEBHOOK_PATHS = frozenset({f"{bp.url_prefix}/webhook", f"{bp.url_prefix}/twilio/webhook"})
+META_PATH = f"{bp.url_prefix}/webhook"
+WEBHOOK_PATHS = frozenset({META_PATH, f"{bp.url_prefix}/twilio/webhook"})
 
 
 class CookieSessionsButWebhooks(SecureCookieSessionInterface):
@@ -35,12 +36,14 @@ def init_app(app: KhaachoFlask) -> None:
     """Register the webhook endpoints as machine-facing: no CSRF, cookie or route-limit hooks.
 
     The per-sender and per-IP limits are applied by intake itself (see :mod:`khaacho.machines`).
+    Meta's deliveries are direct: :mod:`khaacho.webhooks.direct` answers the usual ones.
     """
     from khaacho.extensions import csrf
-    from khaacho.webhooks import metrics, views  # noqa: F401  (views attaches the routes to ``bp``)
+    from khaacho.webhooks import direct, metrics, views  # noqa: F401  (views attaches the routes to ``bp``)
 
     csrf.exempt(bp)
     app.machine_blueprints = app.machine_blueprints | {bp.name}
     app.register_blueprint(bp)
+    app.add_direct_route("POST", META_PATH, direct.meta_delivery)
     app.session_interface = CookieSessionsButWebhooks()
     metrics.flush_at_exit(app)

@@ -60,6 +60,9 @@ class _HeldConnection(threading.local):
 _held = _HeldConnection()
 
 
+UNAVAILABLE = "storage unavailable, retry later"  # the 503's error, with Retry-After
+
+
 class StorageUnavailable(RuntimeError):
     """The database did not take the request; nothing of it was kept."""
 

@@ -35,7 +35,7 @@ def _rejected(reason: str, status: int) -> tuple[Response, int]:
 
 
 def _unavailable() -> tuple[Response, int]:
-    response = jsonify(error="storage unavailable, retry later")
+    response = jsonify(error=intake.UNAVAILABLE)
     response.headers["Retry-After"] = "5"
     return response, 503
 
