@@ -19,7 +19,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from limits import RateLimitItemPerMinute
-from sqlalchemy import insert, update
+from sqlalchemy import Insert, bindparam, insert, literal_column, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,26 +30,29 @@ from khaacho.webhooks import ratelimit
 log = logging.getLogger(__name__)
 INVALID_PER_IP = RateLimitItemPerMinute(60)
 table = WebhookSignatureLog.__table__
-COLUMNS = ("webhook_source", "endpoint", "is_valid", "reason", "client_ip", "request_count",
-           "last_seen_at", "created_at")
-
 # (source, endpoint, ip, reason, minute) -> rejected requests not yet written
 _suppressed: Counter[tuple[str, str, str | None, str, datetime]] = Counter()
 _lock = threading.Lock()
 
 
-def valid_row(source: str, endpoint: str, client_ip: str | None, reason: str | None,
-              now: datetime) -> dict:
-    """The audit row of one accepted request."""
-    return {"webhook_source": source, "endpoint": endpoint[:255], "is_valid": True,
-            "reason": reason, "client_ip": (client_ip or "")[:64] or None, "request_count": 1,
-            "last_seen_at": now, "created_at": now}
+def valid_insert() -> Insert:
+    """The audit row of one accepted request: binds ``audit_*`` from :func:`valid_params` and ``now``."""
+    bound = {c: bindparam(f"audit_{c}") for c in ("webhook_source", "endpoint", "reason", "client_ip")}
+    now = bindparam("now")
+    return insert(table).values({**bound, "is_valid": true(), "request_count": literal_column("1"),
+                                 "last_seen_at": now, "created_at": now})
+
+
+def valid_params(source: str, endpoint: str, client_ip: str | None, reason: str | None) -> dict:
+    """What :func:`valid_insert` binds for one accepted request, but ``now``."""
+    return {"audit_webhook_source": source, "audit_endpoint": endpoint[:255], "audit_reason": reason,
+            "audit_client_ip": (client_ip or "")[:64] or None}
 
 
 def insert_valid(conn: Connection, source: str, endpoint: str, client_ip: str | None,
                  reason: str | None) -> None:
     """Write the audit row of one accepted request that carried nothing to store."""
-    conn.execute(insert(table).values(valid_row(source, endpoint, client_ip, reason, utcnow())))
+    conn.execute(valid_insert(), {**valid_params(source, endpoint, client_ip, reason), "now": utcnow()})
 
 
 def reject(source: str, endpoint: str, client_ip: str | None, reason: str) -> bool:

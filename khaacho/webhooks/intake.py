@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 
 import psycopg
 from flask import current_app, g
-from sqlalchemy import Executable, Insert, bindparam, case, func, insert, or_, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Executable, Insert, bindparam, case, func, literal_column, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
 from khaacho.extensions import db
@@ -41,11 +41,15 @@ DELIVERY_RANK = {
 }
 _messages = WebhookMessage.__table__
 _outbound = OutboundMessage.__table__
-_MESSAGE_COLUMNS = (
+# What a new message row binds; its counters start at zero and its three times are the request's
+# ``now`` (see :func:`_new_row`), so one message and its audit row bind 16 values, not 25.
+_BOUND_COLUMNS = (
     "message_id", "webhook_source", "phone_number", "sender_id", "message_type", "message_text",
-    "payload", "status", "response_time_ms", "duplicate_count", "message_timestamp",
-    "first_received_at", "attempts", "error_count", "request_id", "updated_at", "created_at",
+    "payload", "status", "response_time_ms", "message_timestamp", "request_id",
 )
+# The intake statement is run by psycopg itself, compiled once with numbered placeholders ($1):
+# psycopg then neither parses the SQL for ``%(name)s`` nor maps a dict on every request.
+_NUMBERED = postgresql.psycopg.dialect(paramstyle="numeric_dollar")
 
 
 class _HeldConnection(threading.local):
@@ -54,6 +58,7 @@ class _HeldConnection(threading.local):
     engine = None
     pid = 0
     connection: psycopg.Connection | None = None
+    cursor: psycopg.RawCursor | None = None
     recycle_at = 0.0
 
 
@@ -84,11 +89,12 @@ def record(source: str, events: Events, client_ip: str | None, endpoint: str,
     request_id = g.get("request_id")
     rows = [_row(source, m, statuses[m.message_id], now, elapsed_ms, request_id) for m in messages]
 
-    audit_row = audit.valid_row(source, endpoint, client_ip, audit_reason, now)
+    audit_params = {**audit.valid_params(source, endpoint, client_ip, audit_reason), "now": now}
     dialect = db.engine.dialect.name
     status_update = _status_update(events.statuses)
+    side = [] if status_update is None else [status_update]
     try:
-        audit_id, result = _store(dialect, audit_row, rows, [] if status_update is None else [status_update])
+        audit_id, result = _store(dialect, audit_params, rows, side)
     except (SQLAlchemyError, psycopg.Error) as exc:
         log.warning("webhook not stored, answering 503: %s: %s", type(exc).__name__, exc)
         raise StorageUnavailable(str(exc)) from exc
@@ -109,13 +115,12 @@ def _statements(dialect: str) -> tuple[Insert, Insert, Insert]:
     The upsert returns each row's id, duplicate count, status and sender; the combined one
     also the audit row's id.
     """
-    audit_insert = insert(audit.table).values(
-        {c: bindparam(f"audit_{c}") for c in audit.COLUMNS}).returning(audit.table.c.id)
-    values = dialect_insert(dialect, _messages).values(
-        {c: bindparam(c) for c in _MESSAGE_COLUMNS})
+    audit_insert = audit.valid_insert().returning(audit.table.c.id)
+    bound = {c: bindparam(c) for c in _BOUND_COLUMNS}
+    values = dialect_insert(dialect, _messages).values({**bound, **_new_row()})
     upsert = values.on_conflict_do_update(
         index_elements=["webhook_source", "message_id"],
-        set_={"duplicate_count": _messages.c.duplicate_count + 1,
+        set_={"duplicate_count": _messages.c.duplicate_count + literal_column("1"),
               "last_duplicate_at": values.excluded.first_received_at},
     )
     returned = (_messages.c.id, _messages.c.duplicate_count, _messages.c.status, _messages.c.sender_id)
@@ -124,11 +129,17 @@ def _statements(dialect: str) -> tuple[Insert, Insert, Insert]:
     return audit_insert, upsert.returning(*returned), with_audit
 
 
-def _store(dialect: str, audit_row: dict, rows: list[dict],
+def _new_row() -> dict:
+    now = bindparam("now")
+    zero = literal_column("0")
+    return {"duplicate_count": zero, "attempts": zero, "error_count": zero,
+            "first_received_at": now, "updated_at": now, "created_at": now}
+
+
+def _store(dialect: str, audit_params: dict, rows: list[dict],
            side: list[Executable]) -> tuple[int, list[tuple]]:
     """Write the audit row, messages and ``side`` statements atomically; the audit id, the upsert's rows."""
     audit_insert, upsert, upsert_with_audit = _statements(dialect)
-    audit_params = {f"audit_{k}": v for k, v in audit_row.items()}
     if dialect == "postgresql" and len(rows) <= 1:
         # The usual request: one statement (the rest as data-modifying CTEs) is one transaction
         # by itself, so it runs in autocommit: one round trip instead of BEGIN, INSERT, COMMIT.
@@ -150,10 +161,11 @@ def _store(dialect: str, audit_row: dict, rows: list[dict],
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(stmt: Executable, dialect: Dialect) -> tuple[str, dict]:
-    """The statement's SQL and the values it binds itself (literals in SET, CASE, ...)."""
-    compiled = stmt.compile(dialect=dialect)
-    return compiled.string, compiled.params
+def _compiled(stmt: Executable) -> tuple[str, tuple[str, ...], dict]:
+    """The statement's SQL with numbered placeholders, its parameters in order, and the values it
+    binds itself (CASE values of a status update)."""
+    compiled = stmt.compile(dialect=_NUMBERED)
+    return compiled.string, tuple(compiled.positiontup or ()), compiled.params
 
 
 def _autocommit(stmt: Executable, params: dict) -> list[tuple]:
@@ -163,31 +175,34 @@ def _autocommit(stmt: Executable, params: dict) -> list[tuple]:
     costs a third of the CPU of a SQLAlchemy ``Connection.execute`` (bind values here are plain
     str/int/float/datetime; the JSON payload goes as text for its ``::JSON`` cast).
     """
-    sql, fixed = _compiled(stmt, db.engine.dialect)
+    sql, names, fixed = _compiled(stmt)
     params = {**fixed, **params}
     if "payload" in params:
         params["payload"] = json.dumps(params["payload"])
-    connection = _intake_connection()
+    cursor = _intake_cursor()
     try:
-        return connection.execute(sql, params).fetchall()
+        return cursor.execute(sql, [params[name] for name in names]).fetchall()
     except psycopg.OperationalError:
-        _held.connection = None  # broken or timed out: the next request opens a new one
-        connection.close()
+        connection, _held.connection, _held.cursor = _held.connection, None, None
+        if connection is not None:  # broken or timed out: the next request opens a new one
+            connection.close()
         raise
 
 
-def _intake_connection() -> psycopg.Connection:
-    """This thread's autocommit psycopg connection to the app's database, opened by its engine.
+def _intake_cursor() -> psycopg.RawCursor:
+    """A cursor on this thread's autocommit psycopg connection to the app's database.
 
-    Held by the thread (one per sync worker) instead of checked out of the pool per request,
-    which saves the checkout, the autocommit switches and the reset on return. Opened through
-    the engine, so it has the pool's connect arguments (statement and lock timeouts); replaced
-    after the pool's recycle time, after a fork, and when the app's engine changes.
+    The connection is opened by the app's engine and held by the thread (one per sync worker)
+    instead of checked out of the pool per request, which saves the checkout, the autocommit
+    switches and the reset on return. Opened through the engine, it has the pool's connect
+    arguments (statement and lock timeouts); it is replaced after the pool's recycle time, after
+    a fork, and when the app's engine changes.
     """
     engine, pid, held = db.engine, os.getpid(), _held.connection
     if held is not None and _held.pid == pid:
-        if _held.engine is engine and time.monotonic() < _held.recycle_at and not held.closed:
-            return held
+        if (_held.engine is engine and time.monotonic() < _held.recycle_at and not held.closed
+                and _held.cursor is not None):
+            return _held.cursor
         held.close()
     pooled = engine.raw_connection()
     connection = pooled.driver_connection
@@ -195,8 +210,9 @@ def _intake_connection() -> psycopg.Connection:
     connection.autocommit = True
     recycle = current_app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_recycle", 1800)
     _held.engine, _held.pid, _held.connection = engine, pid, connection
+    _held.cursor = psycopg.RawCursor(connection)
     _held.recycle_at = time.monotonic() + recycle
-    return connection
+    return _held.cursor
 
 
 def _distinct(messages: list[InboundMessage]) -> list[InboundMessage]:
@@ -228,10 +244,8 @@ def _row(source: str, m: InboundMessage, status: str, now: datetime, elapsed_ms:
         "message_id": m.message_id, "webhook_source": source, "phone_number": m.phone_number,
         "sender_id": m.sender_id, "message_type": m.message_type, "message_text": m.text,
         "payload": m.payload, "status": status, "response_time_ms": round(elapsed_ms, 3),
-        "duplicate_count": 0,
         "message_timestamp": datetime.fromtimestamp(m.timestamp, UTC) if plausible else None,
-        "first_received_at": now, "attempts": 0, "error_count": 0, "request_id": request_id,
-        "updated_at": now, "created_at": now,
+        "request_id": request_id, "now": now,
     }
 
 
