@@ -1,6 +1,7 @@
 """Memory of gunicorn workers over 200,000 signed Meta webhooks: RSS must stay flat.
 
-Starts the project under gunicorn (sync workers, ``--max-requests 0`` so no worker is recycled)
+Starts the project under gunicorn (render.yaml's gthread workers of 4 threads by default,
+``--max-requests 0`` so no worker is recycled)
 on a PostgreSQL database created for the run and dropped after, and on a redis-server of its own
 on a free loopback port. A warm-up of a few thousand requests loads everything a worker loads
 lazily; then each worker's RSS (``VmRSS`` in ``/proc/<pid>/status``; the workers are the gunicorn
@@ -10,6 +11,7 @@ and RSS is sampled after every chunk. Between chunks the script waits while anot
 or the 1-minute load average is above ``--max-load``, so it does not pile onto another benchmark.
 
     .venv/bin/python bench/memory.py [--requests 200000] [--warmup 5000] [--chunks 8] [--workers 2]
+                                     [--worker-class gthread|sync] [--worker-threads 4]
                                      [--connections 8] [--threads 1]
 
 With ``--trace`` the workers run ``bench.memory:app``: the project with ``tracemalloc`` started
@@ -164,8 +166,9 @@ def run(args: argparse.Namespace, env: dict, workdir: Path) -> tuple[list[int], 
         env = dict(env, **{TRACE_DIR_ENV: str(workdir)})
     log = open(workdir / "gunicorn.log", "w")  # noqa: SIM115  (closed with the process)
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), target, "-b", f"127.0.0.1:{port}", "-w", str(args.workers), "-k", "sync",
-         "--max-requests", "0", "--backlog", "2048", "--log-level", "warning"],
+        [str(BIN / "gunicorn"), target, "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
+         "-k", args.worker_class, "--threads", str(args.worker_threads), "--max-requests", "0",
+         "--backlog", "2048", "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
     )
     try:
@@ -214,7 +217,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200_000, help="measured requests (about)")
     parser.add_argument("--warmup", type=int, default=5000, help="requests before the baseline (about)")
     parser.add_argument("--chunks", type=int, default=8, help="RSS samples during the measured load")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread, sync)")
+    parser.add_argument("--worker-threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--max-load", type=float, default=4.0, help="wait between chunks while load is above")
@@ -241,7 +246,8 @@ def main() -> int:
             redis.wait(10)
             drop_database(args.pg, database_url)
 
-    print(f"\nmemory: gunicorn -w {args.workers} -k sync --max-requests 0, {sent} measured requests "
+    print(f"\nmemory: gunicorn -w {args.workers} -k {args.worker_class} --threads {args.worker_threads} "
+          f"--max-requests 0, {sent} measured requests "
           f"(after about {args.warmup} warm-up), wrk -t{args.threads} -c{args.connections}, "
           "PostgreSQL + Redis\n")
     print("| worker | RSS after warm-up MiB | RSS at end MiB | growth MiB | max over baseline MiB |")
