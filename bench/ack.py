@@ -55,7 +55,7 @@ SECRET = "bench-app-secret"
 TEXTS = ["5 kg chini, 2 packet wai wai", "चामल २५ केजी", "10 kg chini ra 5 kg dal 🙏",
          "1) basmati 5kg\n2) sunflower oil 2 ltr", "Noodles x 30", "salt - 10 pkt\nsoap - 6 pcs"]
 TARGETS = {"bare": "bench.refapps:bare", "lean": "bench.refapps:lean", "project": "wsgi:app"}
-MAX_RATE = 6000  # requests per second the request files are sized for
+MAX_RATE = 8000  # requests per second the request files are sized for
 
 
 def free_port() -> int:
