@@ -138,6 +138,15 @@ def test_meta_delivery_without_a_content_length_is_left_to_the_view(app, queue):
     assert rows(app, "SELECT message_id, status FROM webhook_messages") == [("wamid.chunked", "queued")]
 
 
+def test_meta_delivery_cut_short_is_refused_and_stores_nothing(app, queue):
+    body, headers = signed_meta(meta_text_payload("5 kg chini", "wamid.short"))
+    environ = EnvironBuilder(path=META_PATH, method="POST", input_stream=io.BytesIO(body[:40]),
+                             headers=headers).get_environ()
+    environ["CONTENT_LENGTH"] = str(len(body))  # the client went away mid-body
+    assert app.test_client().open(environ).status_code == 403  # the bytes that came do not verify
+    assert rows(app, "SELECT count(*) FROM webhook_messages") == [(0,)]
+
+
 def test_batch_sample_stores_every_message_with_its_text(any_app, queue):
     app = any_app
     assert post_meta(app.test_client(), fresh(sample("meta-batch.json"))).status_code == 200

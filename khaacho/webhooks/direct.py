@@ -86,7 +86,10 @@ def _body(environ: dict, limit: int | None) -> bytes | None:
     stream = environ["wsgi.input"]
     chunks, left = [], length
     while left > 0:
-        chunk = stream.read(left)
+        try:
+            chunk = stream.read(left)
+        except OSError:  # the client went away or stalled: as a short body
+            break
         if not chunk:
             break
         chunks.append(chunk)
