@@ -39,6 +39,7 @@ DELIVERY_RANK = {
     "accepted": 1, "scheduled": 1, "queued": 1, "sending": 2, "sent": 3,
     "delivered": 4, "undelivered": 4, "failed": 4, "read": 5,
 }
+UNAVAILABLE = "storage unavailable, retry later"  # the 503's error, with Retry-After
 _messages = WebhookMessage.__table__
 _outbound = OutboundMessage.__table__
 # What a new message row binds; its counters start at zero and its three times are the request's
@@ -63,9 +64,6 @@ class _HeldConnection(threading.local):
 
 
 _held = _HeldConnection()
-
-
-UNAVAILABLE = "storage unavailable, retry later"  # the 503's error, with Retry-After
 
 
 class StorageUnavailable(RuntimeError):
