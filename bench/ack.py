@@ -1,15 +1,15 @@
 """Ack throughput and latency of signed Meta webhooks: bare vs lean vs the project, side by side.
 
-Each app runs under the same gunicorn configuration (by default render.yaml's: gthread, 2 workers
-of 4 threads) on loopback, against its own PostgreSQL database and its own redis-server; wrk
-replays pre-signed webhooks, each a unique text message from a random sender (``bench/ack.lua``).
-After each run the rows are counted: every answered message must be stored (stored >= answered; at
-most ``connections`` more were in flight when wrk stopped). ``load`` is the 1-minute load average
-after the run: the figures only mean something on an otherwise idle machine. So each run also
-reports the CPU time it cost per request (gunicorn workers, their PostgreSQL backends,
-redis-server, wrk, from /proc): unlike req/s that holds when other work shares the cores, and
-``cpu-bound req/s`` = cores / CPU per request is what the stack could answer with both cores to
-itself. The database is dropped at the end.
+Each app runs under the same gunicorn configuration (by default render.yaml's: 4 sync workers) on
+loopback, against its own PostgreSQL database and its own redis-server; wrk replays pre-signed
+webhooks, each a unique text message from a random sender (``bench/ack.lua``). After each run the
+rows are counted: every answered message must be stored (stored >= answered; at most
+``connections`` more were in flight when wrk stopped). ``load`` is the 1-minute load average after
+the run: the figures only mean something on an otherwise idle machine. So each run also reports
+the CPU time it cost per request (gunicorn workers, their PostgreSQL backends, redis-server, wrk,
+from /proc): unlike req/s that holds when other work shares the cores, and ``cpu-bound req/s`` =
+cores / CPU per request is what the stack could answer with both cores to itself. The database is
+dropped at the end.
 
 Targets: issue 3, project >= 0.6 x lean and p99 <= 50 ms; issue 6, project >= 0.85 x lean,
 >= 1,500 req/s and p99 <= 30 ms; both, no non-2xx and nothing lost. The machine's noise between
@@ -17,8 +17,8 @@ runs is about +-10 %: ``--rounds 3`` measures the apps in turn three times and c
 median run.
 ``bench/growth.py`` and ``bench/cleanup_load.py`` reuse :func:`stores`, :func:`served` and :func:`measure`.
 
-    .venv/bin/python bench/ack.py [--duration 10] [--connections 32] [--threads 2] [--workers 2]
-                                  [--worker-class gthread|sync] [--worker-threads 4]
+    .venv/bin/python bench/ack.py [--duration 10] [--connections 32] [--threads 2] [--workers 4]
+                                  [--worker-class sync|gthread] [--worker-threads 1]
                                   [--apps bare,lean,project] [--rounds 1]
 """
 
@@ -326,9 +326,9 @@ def arguments(description: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     # The defaults are render.yaml's web service.
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (sync, gthread)")
-    parser.add_argument("--worker-threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
+    parser.add_argument("--worker-threads", type=int, default=1, help="threads per gthread worker")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin URL")
     parser.add_argument("--database", default="khaacho_bench_ack")
     return parser

@@ -7,7 +7,7 @@ then gunicorn is stopped, ``webhook_messages``, ``webhook_signature_log``,
 ``VACUUM ANALYZE`` and a checkpoint so the fill's writes do not land in the measured run), and
 the project is measured again. Target (issue 6): filled >= 0.9 x empty throughput.
 
-    .venv/bin/python bench/growth.py [--rows 1000000] [--duration 10] [--connections 32] [--workers 2]
+    .venv/bin/python bench/growth.py [--rows 1000000] [--duration 10] [--connections 32] [--workers 4]
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Starts, all on loopback: a redis-server of its own on a free port, a PostgreSQL database created
 for the run (dropped after), a stand-in for Meta's send API that counts the replies per inbound
-message (``context.message_id``), two gunicorn masters (``wsgi:app``, 2 gthread workers of 4
-threads each, as in render.yaml) on two ports, and two ``huey_consumer wsgi.huey`` processes (the
-second with ``-n``). Signed Meta webhooks alternate between the two web instances:
+message (``context.message_id``), two gunicorn masters (``wsgi:app``, 2 sync workers each) on two
+ports, and two ``huey_consumer wsgi.huey`` processes (the second with ``-n``). Signed Meta
+webhooks alternate between the two web instances:
 
 (a) one message delivered 10 times to each instance at once: one row with ``duplicate_count`` 19,
     one order, one reply;
@@ -124,8 +124,7 @@ class Services:
     def web(self, name: str, env: dict) -> str:
         port = free_port()
         proc = self.start(name, [str(BIN / "gunicorn"), "wsgi:app", "-b", f"127.0.0.1:{port}", "-w", "2",
-                                 "-k", "gthread", "--threads", "4", "--graceful-timeout", "3",
-                                 "--log-level", "warning"], env)
+                                 "-k", "sync", "--graceful-timeout", "3", "--log-level", "warning"], env)
         base = f"http://127.0.0.1:{port}"
         wait_for_app(base + "/healthz", proc, 2, timeout=30)
         return base
@@ -269,9 +268,8 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     elapsed = time.monotonic() - started
-    print("\nhorizontal: 2 gunicorn masters x 2 gthread workers x 4 threads, 2 huey_consumer"
-          " (-k thread -w 4, one with -n), one PostgreSQL database, one redis-server, Meta stand-in;"
-          " all on loopback\n")
+    print("\nhorizontal: 2 gunicorn masters x 2 sync workers, 2 huey_consumer (-k thread -w 4, one with -n),"
+          " one PostgreSQL database, one redis-server, Meta stand-in; all on loopback\n")
     print("| case | check | expected | got | result |")
     print("|---|---|---:|---:|---|")
     ok = True

@@ -1,17 +1,17 @@
 """Memory of gunicorn workers over 200,000 signed Meta webhooks: RSS must stay flat.
 
-Starts the project under gunicorn (render.yaml's gthread workers of 4 threads by default,
-``--max-requests 0`` so no worker is recycled)
-on a PostgreSQL database created for the run and dropped after, and on a redis-server of its own
-on a free loopback port. A warm-up of a few thousand requests loads everything a worker loads
-lazily; then each worker's RSS (``VmRSS`` in ``/proc/<pid>/status``; the workers are the gunicorn
-master's children) is the baseline. The measured load is sent in chunks with wrk and
-``bench/ack.lua`` (unique message ids, random senders; request files built by ``bench/ack.py``),
-and RSS is sampled after every chunk. Between chunks the script waits while another wrk is running
-or the 1-minute load average is above ``--max-load``, so it does not pile onto another benchmark.
+Starts the project under gunicorn (sync workers by default, as in render.yaml; ``--max-requests
+0`` so no worker is recycled) on a PostgreSQL database created for the run and dropped after, and
+on a redis-server of its own on a free loopback port. A warm-up of a few thousand requests loads
+everything a worker loads lazily; then each worker's RSS (``VmRSS`` in ``/proc/<pid>/status``; the
+workers are the gunicorn master's children) is the baseline. The measured load is sent in chunks
+with wrk and ``bench/ack.lua`` (unique message ids, random senders; request files built by
+``bench/ack.py``), and RSS is sampled after every chunk. Between chunks the script waits while
+another wrk is running or the 1-minute load average is above ``--max-load``, so it does not pile
+onto another benchmark.
 
     .venv/bin/python bench/memory.py [--requests 200000] [--warmup 5000] [--chunks 8] [--workers 2]
-                                     [--worker-class gthread|sync] [--worker-threads 4]
+                                     [--worker-class sync|gthread] [--worker-threads 1]
                                      [--connections 8] [--threads 1]
 
 With ``--trace`` the workers run ``bench.memory:app``: the project with ``tracemalloc`` started
@@ -218,8 +218,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5000, help="requests before the baseline (about)")
     parser.add_argument("--chunks", type=int, default=8, help="RSS samples during the measured load")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread, sync)")
-    parser.add_argument("--worker-threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
+    parser.add_argument("--worker-threads", type=int, default=1, help="threads per gthread worker")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--max-load", type=float, default=4.0, help="wait between chunks while load is above")

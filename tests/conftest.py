@@ -280,19 +280,19 @@ def service_env(database_url: str, redis_url: str | None = None, **extra: str) -
 def processes(tmp_path):
     """Start gunicorn / huey_consumer children; all are stopped at the end of the test.
 
-    ``processes.gunicorn(env, workers=2)`` returns the base URL once ``/healthz`` answers (gthread
-    workers with 4 threads each, as deployed);
+    ``processes.gunicorn(env, workers=2)`` returns the base URL once ``/healthz`` answers (sync
+    workers as deployed; gthread ones with ``threads > 1``);
     ``processes.consumer(env, workers=2)`` returns the Process.
     """
 
     class Processes:
         started: list[Process] = []
 
-        def gunicorn(self, env: dict, workers: int = 2, port: int | None = None, threads: int = 4) -> str:
-            # The worker class and threads of render.yaml's web service.
+        def gunicorn(self, env: dict, workers: int = 2, port: int | None = None, threads: int = 1) -> str:
             port = port or free_port()
-            args = [str(VENV_BIN / "gunicorn"), "wsgi:app", "-b", f"127.0.0.1:{port}",
-                    "-w", str(workers), "-k", "gthread", "--threads", str(threads), "--graceful-timeout", "3"]
+            worker_class = "gthread" if threads > 1 else "sync"
+            args = [str(VENV_BIN / "gunicorn"), "wsgi:app", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+                    "-k", worker_class, "--threads", str(threads), "--graceful-timeout", "3"]
             proc = Process(args, env, tmp_path / f"gunicorn-{port}.log").start()
             self.started.append(proc)
             base = f"http://127.0.0.1:{port}"

@@ -79,10 +79,11 @@ def own_database(pg_url):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.mark.parametrize("threads", [1, 4], ids=["sync", "gthread"])
 def test_twenty_concurrent_copies_across_two_workers_give_one_row_queued_once(
-        processes, pg_clean_url, own_redis):
+        processes, pg_clean_url, own_redis, threads):
     redis_url = own_redis[0]
-    base = processes.gunicorn(service_env(pg_clean_url, redis_url), workers=2)
+    base = processes.gunicorn(service_env(pg_clean_url, redis_url), workers=2, threads=threads)
     payload = meta_text_payload("5 kg chini, 2 packet wai wai", "wamid.concurrent1")
     start = threading.Barrier(20)
 
