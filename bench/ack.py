@@ -248,6 +248,13 @@ def measure(app: str, url: str, args: argparse.Namespace, env: dict, workdir: Pa
     return result
 
 
+def cpu_split(result: dict) -> str:
+    """A run's CPU per request, ``total = app+postgres+redis+wrk`` in ms."""
+    cpu = result["cpu_ms"]
+    return (f"{sum(cpu.values()):.2f} = {cpu['app']:.2f}+{cpu['postgres']:.2f}+{cpu['redis']:.2f}+"
+            f"{cpu['wrk']:.2f}")
+
+
 def run_app(app: str, args: argparse.Namespace, env: dict, workdir: Path, round_: int = 1) -> dict:
     """Serve ``app`` and measure it once (``round_`` keeps each round's message ids apart)."""
     with served(app, args, env, workdir) as url:
@@ -275,12 +282,10 @@ def report(results: list[dict], args: argparse.Namespace) -> bool:
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in results:
         errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
-        cpu = r["cpu_ms"]
         print(f"| {r['round']} | {r['app']} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | "
               f"{r['p99_us'] / 1000:.2f} | {r['max_us'] / 1000:.1f} | {r['non_2xx']} | {errors} | "
-              f"{r['answered_2xx']} | {r.get('stored', '-')} | {r['load']:.1f} | "
-              f"{sum(cpu.values()):.2f} = {cpu['app']:.2f}+{cpu['postgres']:.2f}+{cpu['redis']:.2f}+"
-              f"{cpu['wrk']:.2f} | {r['cpu_rps']:.0f} |")
+              f"{r['answered_2xx']} | {r.get('stored', '-')} | {r['load']:.1f} | {cpu_split(r)} | "
+              f"{r['cpu_rps']:.0f} |")
     ok = True
     lean, project = by_app.get("lean"), by_app.get("project")
     for r in results:
