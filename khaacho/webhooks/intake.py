@@ -59,7 +59,7 @@ class _HeldConnection(threading.local):
     engine = None
     pid = 0
     connection: psycopg.Connection | None = None
-    cursor: psycopg.RawCursor | None = None
+    cursor: psycopg.RawCursor | None = None  # on ``connection``, set and cleared with it
     recycle_at = 0.0
 
 
@@ -190,16 +190,15 @@ def _autocommit(stmt: Executable, params: dict) -> list[tuple]:
 def _intake_cursor() -> psycopg.RawCursor:
     """A cursor on this thread's autocommit psycopg connection to the app's database.
 
-    The connection is opened by the app's engine and held by the thread (one per sync worker)
-    instead of checked out of the pool per request, which saves the checkout, the autocommit
-    switches and the reset on return. Opened through the engine, it has the pool's connect
-    arguments (statement and lock timeouts); it is replaced after the pool's recycle time, after
-    a fork, and when the app's engine changes.
+    The connection is opened by the app's engine and held by the thread (one per sync worker,
+    one per thread of a gthread worker) instead of checked out of the pool per request, which
+    saves the checkout, the autocommit switches and the reset on return. Opened through the
+    engine, it has the pool's connect arguments (statement and lock timeouts); it is replaced
+    after the pool's recycle time, after a fork, and when the app's engine changes.
     """
     engine, pid, held = db.engine, os.getpid(), _held.connection
     if held is not None and _held.pid == pid:
-        if (_held.engine is engine and time.monotonic() < _held.recycle_at and not held.closed
-                and _held.cursor is not None):
+        if _held.engine is engine and time.monotonic() < _held.recycle_at and not held.closed:
             return _held.cursor
         held.close()
     pooled = engine.raw_connection()
