@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -88,6 +89,27 @@ def engine_options(url: str) -> dict:
     return {"connect_args": {"timeout": 5}}
 
 
+def development_secret_key() -> str:
+    """The key under ``instance/`` that every worker of this machine signs sessions with.
+
+    Made once, by whichever process gets there first: the key is written to a private temporary
+    file and linked into place, which fails for every process but one, so none reads a half-written key.
+    """
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=INSTANCE_DIR, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip()
+
+
 class Config:
     """Development defaults: the embedded mode when DATABASE_URL and REDIS_URL are unset."""
 
@@ -95,7 +117,7 @@ class Config:
     TESTING = False
 
     def __init__(self) -> None:
-        self.SECRET_KEY = env_str("SECRET_KEY") or secrets.token_hex(32)
+        self.SECRET_KEY = self.secret_key()
         self.SQLALCHEMY_DATABASE_URI = database_url(env_str("DATABASE_URL"))
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.REDIS_URL = env_str("REDIS_URL")
@@ -136,7 +158,12 @@ class Config:
         self.WTF_CSRF_TIME_LIMIT = None
         self.JSON_LOGS = False
         self.HUEY_IMMEDIATE = False
+        self.HUEY_SQLITE_PATH = env_str("HUEY_SQLITE_PATH", str(INSTANCE_DIR / "huey.db"))
         self.validate()
+
+    def secret_key(self) -> str | None:
+        """SECRET_KEY, or in development this machine's own key under ``instance/``."""
+        return env_str("SECRET_KEY") or development_secret_key()
 
     def validate(self) -> None:
         """Refuse settings that cannot work; overridden where stricter rules apply."""
@@ -153,6 +180,9 @@ class ProductionConfig(Config):
         self.SESSION_COOKIE_SECURE = True
         self.REMEMBER_COOKIE_SECURE = True
         self.PREFERRED_URL_SCHEME = "https"
+
+    def secret_key(self) -> str | None:
+        return env_str("SECRET_KEY")
 
     def validate(self) -> None:
         missing = []
@@ -172,9 +202,11 @@ class TestConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
 
+    def secret_key(self) -> str | None:
+        return "test-secret-key"
+
     def __init__(self, **overrides) -> None:
         super().__init__()
-        self.SECRET_KEY = "test-secret-key"
         self.HUEY_IMMEDIATE = True
         self.WEBHOOK_ADMIT_BATCH_MS = 0  # admit in the request, so immediate-mode tasks run there
         self.RATELIMIT_STORAGE_URI = "memory://"

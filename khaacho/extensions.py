@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey
 from sqlalchemy import MetaData
 
 # Named constraints so Alembic can alter them on SQLite (batch mode) and PostgreSQL alike.
@@ -29,19 +26,6 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=lambda: "global")
 
 
-def _make_huey() -> Huey:
-    """Huey on Redis when REDIS_URL is set, otherwise on a SQLite file under ``instance/``.
-
-    The queue is chosen from the environment because task decorators need the instance
-    at import time; neither storage connects until the first task is queued or read.
-    """
-    redis_url = os.environ.get("REDIS_URL", "").strip()
-    if redis_url:
-        return RedisHuey("khaacho", url=redis_url, utc=True)
-    default = Path(__file__).resolve().parent.parent / "instance" / "huey.db"
-    path = Path(os.environ.get("HUEY_SQLITE_PATH", "").strip() or default)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("khaacho", filename=str(path), utc=True)
-
-
-huey = _make_huey()
+# Immediate (in memory) until ``khaacho.queue.bind_app`` points it at the configured storage: task
+# decorators need the instance at import time, and nothing may connect before the app exists.
+huey = Huey("khaacho", utc=True, immediate=True)

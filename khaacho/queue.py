@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from flask import Flask, current_app, has_app_context
+from huey.storage import RedisStorage, SqliteStorage
 
 from khaacho.extensions import huey
 
@@ -14,11 +16,26 @@ _bound_app: Flask | None = None
 
 
 def bind_app(app: Flask) -> None:
-    """Remember the app tasks run in; in immediate mode (unit tests) tasks run inline."""
+    """Remember the app tasks run in and point the queue at its storage (Redis, or SQLite).
+
+    In immediate mode (unit tests) tasks run inline on in-memory storage.
+    """
     global _bound_app
     _bound_app = app
-    if app.config.get("HUEY_IMMEDIATE"):
+    config = app.config
+    if config["HUEY_IMMEDIATE"]:
         huey.immediate = True
+        return
+    if config["REDIS_URL"]:
+        huey.storage_class, huey.storage_kwargs = RedisStorage, {"url": config["REDIS_URL"]}
+    else:
+        path = Path(config["HUEY_SQLITE_PATH"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        huey.storage_class, huey.storage_kwargs = SqliteStorage, {"filename": str(path)}
+    if huey.immediate:
+        huey.immediate = False  # Huey's setter builds the storage from the class and kwargs above
+    else:
+        huey.storage = huey.create_storage()
 
 
 def _app() -> Flask:

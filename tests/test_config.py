@@ -89,3 +89,23 @@ def test_production_cookies_are_secure(clean_env):
     assert config.SESSION_COOKIE_SECURE and config.SESSION_COOKIE_HTTPONLY
     assert config.REMEMBER_COOKIE_SECURE
     assert config.JSON_LOGS
+
+
+def test_development_key_is_made_once_and_shared(clean_env, tmp_path, monkeypatch):
+    import config as config_module
+
+    monkeypatch.setattr(config_module, "INSTANCE_DIR", tmp_path)
+    first, second = Config().SECRET_KEY, Config().SECRET_KEY
+    assert first == second and len(first) >= 32
+    assert (tmp_path / "secret_key").read_text() == first
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temporary file left behind
+
+
+def test_production_never_invents_a_key(clean_env, tmp_path, monkeypatch):
+    import config as config_module
+
+    monkeypatch.setattr(config_module, "INSTANCE_DIR", tmp_path)
+    clean_env.setenv("WHATSAPP_APP_SECRET", "s")
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        ProductionConfig()
+    assert not (tmp_path / "secret_key").exists()
