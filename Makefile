@@ -22,7 +22,7 @@ run simulate: export TRUSTED_PROXY_COUNT ?= 0
 run: export WHATSAPP_API_URL ?= http://127.0.0.1:$(DEMO_PROVIDER_PORT)/v21.0
 run: export TWILIO_API_URL ?= http://127.0.0.1:$(DEMO_PROVIDER_PORT)
 
-.PHONY: run simulate test install lint
+.PHONY: run simulate test install lint lock
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -58,3 +58,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+## lock: recompile requirements.txt and requirements-dev.txt (every package pinned) from the .in files
+lock: $(STAMP)
+	$(BIN)/pip install -q pip-tools==7.6.2
+	$(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras -o requirements.txt requirements.in
+	$(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras -o requirements-dev.txt requirements-dev.in
