@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, UniqueConstraint
@@ -19,10 +20,25 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 # JSONB on PostgreSQL: the stats sum histogram elements in SQL, and jsonb is not re-parsed per access.
 Json = JSON().with_variant(JSONB(), "postgresql")
 
-MESSAGE_STATUSES = (
-    "queued", "processing", "completed", "failed", "dead", "rate_limited", "stale", "ignored",
-)
-REPLAYABLE_STATUSES = ("dead", "failed", "rate_limited", "stale")
+
+
+class MessageStatus(StrEnum):
+    """What became of a received message: ``webhook_messages.status``, for every layer to share."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"  # will retry
+    DEAD = "dead"  # retries exhausted
+    RATE_LIMITED = "rate_limited"
+    STALE = "stale"
+    IGNORED = "ignored"
+
+
+MESSAGE_STATUSES = tuple(status.value for status in MessageStatus)
+# What a replay (CLI, dashboard, one message or in bulk) may re-queue.
+REPLAYABLE_STATUSES = tuple(s.value for s in (MessageStatus.DEAD, MessageStatus.FAILED,
+                                               MessageStatus.RATE_LIMITED, MessageStatus.STALE))
 SOURCES = ("whatsapp", "twilio")
 ROLES = ("admin", "viewer")
 

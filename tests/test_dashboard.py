@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug import Response
 
 from khaacho.extensions import db
-from khaacho.models import Order, OrderItem, OutboundMessage, WebhookMessage
+from khaacho.models import REPLAYABLE_STATUSES, Order, OrderItem, OutboundMessage, WebhookMessage
 from tests.conftest import SECRETS
 from tests.test_auth import login, page_token
 
@@ -310,3 +310,12 @@ def test_simulate_is_bounded(runner):
     assert runner.invoke(args=["webhooks", "simulate", "--count", "5000"]).exit_code == 2
     assert runner.invoke(args=["webhooks", "simulate", "--rate", "500"]).exit_code == 2
     assert runner.invoke(args=["webhooks", "simulate", "--url", "ftp://x"]).exit_code == 2
+
+
+@pytest.mark.parametrize("status", REPLAYABLE_STATUSES)
+def test_bulk_replay_offers_every_status_the_cli_replays(app, admin, runner, status):
+    add_message(app, 1, status=status)
+    confirm = admin.get(f"/dashboard/replay?status={status}").get_data(as_text=True)
+    assert f"Replay 1 {status.replace('_', ' ')} message?" in confirm
+    cli_help = runner.invoke(args=["webhooks", "replay", "--help"]).output
+    assert status in cli_help

@@ -11,12 +11,11 @@ from sqlalchemy import Select, func, or_, select
 from werkzeug.datastructures import MultiDict
 
 from khaacho.extensions import db
-from khaacho.models import MESSAGE_STATUSES, SOURCES, WebhookMessage
+from khaacho.models import MESSAGE_STATUSES, REPLAYABLE_STATUSES, SOURCES, WebhookMessage
 from khaacho.stats import MAX_HOURS, window_start
 
 PER_PAGE = 25
 HOUR_CHOICES = (1, 6, 24, 72, 168, 720)
-BULK_REPLAY_STATUSES = ("dead", "failed", "rate_limited")
 BULK_REPLAY_MAX = 1000
 
 
@@ -60,7 +59,7 @@ class MessageFilters:
     @property
     def bulk_replayable(self) -> bool:
         """Bulk replay is offered only for a filter on a status that replay can fix."""
-        return self.status in BULK_REPLAY_STATUSES
+        return self.status in REPLAYABLE_STATUSES
 
 
 def _phone_digits(raw: str) -> str:

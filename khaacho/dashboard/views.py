@@ -15,7 +15,7 @@ from khaacho.auth.decorators import admin_required
 from khaacho.dashboard import charts
 from khaacho.dashboard.messages import BULK_REPLAY_MAX, MessageFilters, count, page_of, replayable_ids
 from khaacho.extensions import db
-from khaacho.models import REPLAYABLE_STATUSES, Order, WebhookMessage
+from khaacho.models import MESSAGE_STATUSES, REPLAYABLE_STATUSES, Order, WebhookMessage
 from khaacho.processing.replay import Replayed, replay_refs
 
 bp = Blueprint("dashboard", __name__)
@@ -105,7 +105,8 @@ def index() -> ResponseReturnValue:
     """The whole dashboard; each section then refreshes itself from its partial."""
     filters = _filters()
     sections = {name: build(filters) for name, build in PARTIALS.items()}
-    return render_template("dashboard.html", sections=sections, **_context(filters))
+    return render_template("dashboard.html", sections=sections, statuses=MESSAGE_STATUSES,
+                           **_context(filters))
 
 
 @bp.get("/dashboard/partials/<name>")
@@ -164,7 +165,7 @@ def bulk_replay() -> ResponseReturnValue:
     """Show how many messages the filters select, then re-queue them when confirmed."""
     filters = MessageFilters.from_args(request.values)
     if not filters.bulk_replayable:
-        flash("Bulk replay needs a status filter of dead, failed or rate_limited.", "warn")
+        flash(f"Bulk replay needs a status filter of {', '.join(REPLAYABLE_STATUSES)}.", "warn")
         return redirect(url_for("dashboard.index", **filters.args()))
     if request.method == "GET":
         return render_template("replay_confirm.html", filters=filters, total=count(filters),

@@ -9,14 +9,13 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from khaacho.models import SOURCES, utcnow
+from khaacho.models import REPLAYABLE_STATUSES, SOURCES, utcnow
 from khaacho.processing import cleanup as retention
 from khaacho.processing import replay as replays
 from khaacho.processing import sweep as sweeper
 from khaacho.tasks import enqueue_messages
 from khaacho.webhooks.cli import webhooks
 
-BULK_STATUSES = ("dead", "failed", "rate_limited", "stale")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -31,7 +30,8 @@ def parse_duration(value: str) -> timedelta:
 
 @click.command("replay")
 @click.argument("message_ids", nargs=-1)
-@click.option("--status", type=click.Choice(BULK_STATUSES), help="Replay every message with this status.")
+@click.option("--status", type=click.Choice(REPLAYABLE_STATUSES),
+              help="Replay every message with this status.")
 @click.option("--since", help="With --status: only messages received in this past period (30m, 24h, 7d).")
 @click.option("--source", type=click.Choice(SOURCES), help="With --status: only messages from this provider.")
 @with_appcontext
