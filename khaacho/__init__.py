@@ -50,7 +50,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(health.bp)
 
     from khaacho import webhooks as webhook_intake
-    from khaacho.webhooks.cli import webhooks
+    from khaacho.commands import webhooks
 
     webhook_intake.init_app(app)
     app.cli.add_command(webhooks)

@@ -11,8 +11,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from khaacho import stats
+from khaacho.commands import webhooks
 from khaacho.dashboard.simulate import TrafficBuilder, kinds
-from khaacho.webhooks.cli import webhooks
 
 SECTIONS = (
     ("processing", "Processing by status"),

@@ -9,12 +9,12 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from khaacho.commands import webhooks
 from khaacho.models import REPLAYABLE_STATUSES, SOURCES, utcnow
 from khaacho.processing import cleanup as retention
 from khaacho.processing import replay as replays
 from khaacho.processing import sweep as sweeper
 from khaacho.tasks import enqueue_messages
-from khaacho.webhooks.cli import webhooks
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

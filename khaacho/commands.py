@@ -1,4 +1,4 @@
-"""The ``flask webhooks`` command group; its commands live beside what they manage."""
+"""The ``flask webhooks`` command group, below every package: its commands live beside what they manage."""
 
 from __future__ import annotations
 
