@@ -52,6 +52,7 @@ from bench.refapps import LEAN_TABLE, PATH  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SECRET = "bench-app-secret"
+BENCH_SECRET_KEY = "bench-secret-key-for-loopback-runs-only-0123456789"  # production wants 32+ bytes
 TEXTS = ["5 kg chini, 2 packet wai wai", "चामल २५ केजी", "10 kg chini ra 5 kg dal 🙏",
          "1) basmati 5kg\n2) sunflower oil 2 ltr", "Noodles x 30", "salt - 10 pkt\nsoap - 6 pcs"]
 TARGETS = {"bare": "bench.refapps:bare", "lean": "bench.refapps:lean", "project": "wsgi:app"}
@@ -145,7 +146,7 @@ def stores(args: argparse.Namespace) -> Iterator[tuple[dict, Path]]:
                                      stdout=subprocess.DEVNULL)
             env = dict(os.environ, APP_ENV="production", DATABASE_URL=database_url,
                        WHATSAPP_APP_SECRET=SECRET, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-                       SECRET_KEY="bench-secret-key", WHATSAPP_VERIFY_TOKEN="bench",
+                       SECRET_KEY=BENCH_SECRET_KEY, WHATSAPP_VERIFY_TOKEN="bench",
                        TWILIO_AUTH_TOKEN="bench-twilio", TRUSTED_PROXY_COUNT="0")
             try:
                 yield env, Path(tmp)

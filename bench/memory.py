@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from bench.ack import SECRET, wait_for_app, write_requests, wrk  # noqa: E402
+from bench.ack import BENCH_SECRET_KEY, SECRET, wait_for_app, write_requests, wrk  # noqa: E402
 from bench.refapps import PATH  # noqa: E402
 from bench.worker import create_database, drop_database, free_port, prepare_schema, start_redis  # noqa: E402
 
@@ -235,7 +235,7 @@ def main() -> int:
         redis, redis_url = start_redis(workdir)
         env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
         env.update(APP_ENV="production", DATABASE_URL=database_url, REDIS_URL=redis_url,
-                   WHATSAPP_APP_SECRET=SECRET, SECRET_KEY="bench-secret-key", WHATSAPP_VERIFY_TOKEN="bench",
+                   WHATSAPP_APP_SECRET=SECRET, SECRET_KEY=BENCH_SECRET_KEY, WHATSAPP_VERIFY_TOKEN="bench",
                    TWILIO_AUTH_TOKEN="bench-twilio", TRUSTED_PROXY_COUNT="0")
         try:
             prepare_schema(env)

@@ -125,7 +125,7 @@ def seed(url: str, rows: int) -> None:
 def build_app(url: str):
     """The app on the bench database, production-like except for CSRF (the bench only reads)."""
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "bench-secret")
+    os.environ.setdefault("SECRET_KEY", "bench-secret-key-for-loopback-runs-only-0123456789")
     from config import Config
     from khaacho import create_app
 

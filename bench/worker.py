@@ -44,7 +44,8 @@ SECRETS = {
     "WHATSAPP_APP_SECRET": "bench-app-secret", "WHATSAPP_VERIFY_TOKEN": "bench-verify",
     "WHATSAPP_ACCESS_TOKEN": "bench-token", "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID,
     "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": "bench-twilio-token",
-    "TWILIO_WHATSAPP_NUMBER": "whatsapp:+14155238886", "SECRET_KEY": "bench-secret",
+    "TWILIO_WHATSAPP_NUMBER": "whatsapp:+14155238886",
+    "SECRET_KEY": "bench-secret-key-for-loopback-runs-only-0123456789",
 }
 
 

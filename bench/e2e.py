@@ -1,0 +1,185 @@
+"""End to end: from a message's arrival at the web service to its reply reaching the provider.
+
+Starts, all on loopback: a redis-server of its own, a PostgreSQL database created for the run
+(dropped after; migrations and the demo catalog through the real CLI), a stand-in for Meta's send
+API that notes when each reply arrives and which inbound message it answers
+(``context.message_id``), ``gunicorn wsgi:app`` with 4 sync workers and one
+``huey_consumer wsgi.huey`` (the worker service as deployed). Then, for each offered rate, it
+sends signed Meta order messages open-loop (each at its scheduled time, from many senders so no
+limit is hit) for ``--seconds``, waits for the replies, and reports the arrival-to-reply latency
+(p50/p95/p99), the replies missing, and non-2xx answers.
+
+Targets: at 200 messages/s sustained for 60 s, p95 <= 250 ms; the report names the highest
+offered rate at which p95 stays <= 1 s.
+
+Run from the repository root (one at a time; nothing else busy on the machine)::
+
+    .venv/bin/python bench/e2e.py                          # 200 msg/s for 60 s
+    .venv/bin/python bench/e2e.py --rates 200,300,400,500 --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.ack import wait_for_app  # noqa: E402
+from bench.horizontal import ORDER_TEXTS, Services, signed  # noqa: E402
+from bench.refapps import PATH  # noqa: E402
+from bench.worker import (  # noqa: E402
+    PHONE_ID,
+    SECRETS,
+    ProviderStandIn,
+    create_database,
+    drop_database,
+    free_port,
+    prepare_schema,
+    start_redis,
+)
+
+BIN = Path(sys.executable).parent
+SENDERS = 5000
+
+
+class TimingStandIn(ProviderStandIn):
+    """The worker bench's stand-in, noting when the reply to each inbound message arrived."""
+
+    arrived: dict[str, float] = {}
+    replies = 0
+
+    def received(self, path: str, body: bytes) -> None:
+        if path == f"/{PHONE_ID}/messages":
+            answered = json.loads(body).get("context", {}).get("message_id")
+            TimingStandIn.replies += 1
+            if answered:
+                self.arrived.setdefault(answered, time.time())
+
+
+def start_stand_in() -> str:
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(loop.create_server(TimingStandIn, "127.0.0.1", 0))
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+def offer(port: int, rate: int, seconds: int, prefix: str, threads: int) -> tuple[dict[str, float], int]:
+    """Send ``rate`` messages a second for ``seconds``, each at its own time; sent times and non-2xx count."""
+    total = rate * seconds
+    sent: dict[str, float] = {}
+    failures = [0]
+    start = time.monotonic() + 0.5
+    lock = threading.Lock()
+
+    def sender(k: int) -> None:
+        for i in range(k, total, threads):
+            message_id = f"{prefix}{i:07d}"
+            body, signature = signed(message_id, f"97798{i % SENDERS:08d}", ORDER_TEXTS[i % len(ORDER_TEXTS)])
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            when = time.time()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request("POST", PATH, body, {"Content-Type": "application/json",
+                                                  "X-Hub-Signature-256": signature})
+                ok = conn.getresponse().status == 200
+            except OSError:
+                ok = False
+            finally:
+                conn.close()
+            with lock:
+                if ok:
+                    sent[message_id] = when
+                else:
+                    failures[0] += 1
+
+    workers = [threading.Thread(target=sender, args=(k,)) for k in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sent, failures[0]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def measure(port: int, rate: int, args: argparse.Namespace) -> dict:
+    prefix = f"wamid.E2E{rate}x"
+    sent, failures = offer(port, rate, args.seconds, prefix, args.threads)
+    deadline = time.monotonic() + args.drain
+    while time.monotonic() < deadline and any(m not in TimingStandIn.arrived for m in sent):
+        time.sleep(0.2)
+    latencies = [(TimingStandIn.arrived[m] - t) * 1000 for m, t in sent.items() if m in TimingStandIn.arrived]
+    return {"rate": rate, "offered": rate * args.seconds, "acknowledged": len(sent), "non_2xx": failures,
+            "replied": len(latencies), "missing": len(sent) - len(latencies),
+            "p50_ms": percentile(latencies, 0.50), "p95_ms": percentile(latencies, 0.95),
+            "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies, default=float("nan"))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="200", help="offered rates in messages/s, comma-separated")
+    parser.add_argument("--seconds", type=int, default=60, help="how long each rate is offered")
+    parser.add_argument("--threads", type=int, default=48, help="sending threads")
+    parser.add_argument("--drain", type=float, default=60, help="seconds to wait for the last replies")
+    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--consumer-threads", type=int, default=4)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+
+    db_url = create_database(args.pg)
+    with tempfile.TemporaryDirectory(prefix="khaacho-e2e-") as tmp:
+        workdir = Path(tmp)
+        redis, redis_url = start_redis(workdir)
+        services = Services(workdir)
+        try:
+            provider = start_stand_in()
+            env = dict(os.environ, **SECRETS, APP_ENV="production", DATABASE_URL=db_url, REDIS_URL=redis_url,
+                       WHATSAPP_API_URL=provider, TWILIO_API_URL=provider, TRUSTED_PROXY_COUNT="0",
+                       WEBHOOK_RATE_LIMIT_MAX="100000")
+            prepare_schema(dict(env))
+            port = free_port()
+            web = services.start("web", [str(BIN / "gunicorn"), "wsgi:app", "-b", f"127.0.0.1:{port}", "-w",
+                                         str(args.web_workers), "-k", "sync", "--backlog", "2048",
+                                         "--log-level", "warning"], env)
+            wait_for_app(f"http://127.0.0.1:{port}/healthz", web, args.web_workers, timeout=30)
+            services.start("consumer", [str(BIN / "huey_consumer"), "wsgi.huey", "-k", "thread", "-w",
+                                        str(args.consumer_threads), "-q"], env)
+            results = [measure(port, int(rate), args) for rate in args.rates.split(",")]
+        finally:
+            services.stop_all()
+            redis.terminate()
+            redis.wait(10)
+            drop_database(args.pg, db_url)
+
+    print(f"{'rate/s':>7} {'offered':>8} {'acked':>7} {'non2xx':>7} {'missing':>8} "
+          f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for r in results:
+        print(f"{r['rate']:>7} {r['offered']:>8} {r['acknowledged']:>7} {r['non_2xx']:>7} {r['missing']:>8} "
+              f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f}")
+    within = [r["rate"] for r in results if r["p95_ms"] <= 1000 and not r["missing"] and not r["non_2xx"]]
+    print(f"highest offered rate with p95 <= 1 s: {max(within) if within else 'none'} messages/s")
+    at_200 = next((r for r in results if r["rate"] == 200), None)
+    if at_200 is not None:
+        print(f"200 msg/s: p95 {at_200['p95_ms']:.1f} ms (target <= 250 ms): "
+              f"{'PASS' if at_200['p95_ms'] <= 250 and not at_200['missing'] else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
