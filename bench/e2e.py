@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,13 +56,13 @@ class TimingStandIn(ProviderStandIn):
     """The worker bench's stand-in, noting when the reply to each inbound message arrived."""
 
     arrived: dict[str, float] = {}
-    replies = 0
+    replies: Counter[str] = Counter()
 
     def received(self, path: str, body: bytes) -> None:
         if path == f"/{PHONE_ID}/messages":
             answered = json.loads(body).get("context", {}).get("message_id")
-            TimingStandIn.replies += 1
             if answered:
+                self.replies[answered] += 1
                 self.arrived.setdefault(answered, time.time())
 
 
