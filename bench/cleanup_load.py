@@ -5,7 +5,7 @@ The webhook tables get ``--rows`` rows each that are past the retention period
 ``bench/ack.py``; one slice of ``--slice`` seconds is measured before the cleanup, then
 ``flask webhooks cleanup --days 30`` starts in a subprocess and slices follow back to back until
 it exits (at most ``--max-seconds``). Each slice reports req/s, p50/p99, non-2xx and
-stored-vs-answered (the new messages must all be kept). Targets (issue 6): every slice during
+stored-vs-answered (the new messages must all be kept). Targets: every slice during
 the cleanup has p99 <= 100 ms, no non-2xx, nothing lost, and the expired rows are gone.
 
     .venv/bin/python bench/cleanup_load.py [--rows 1000000] [--slice 10] [--max-seconds 300]

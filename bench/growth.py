@@ -5,7 +5,7 @@ then gunicorn is stopped, ``webhook_messages``, ``webhook_signature_log``,
 ``webhook_performance_metrics`` and ``webhook_rate_limits`` get ``--rows`` rows each (one
 ``INSERT … SELECT generate_series`` per table, spread over the retention period, then
 ``VACUUM ANALYZE`` and a checkpoint so the fill's writes do not land in the measured run), and
-the project is measured again. Target (issue 6): filled >= 0.9 x empty throughput.
+the project is measured again. Target: ack throughput with the tables filled >= 0.9 x with them empty.
 
     .venv/bin/python bench/growth.py [--rows 1000000] [--duration 10] [--connections 32] [--workers 4]
 """

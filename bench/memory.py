@@ -17,7 +17,7 @@ onto another benchmark.
 With ``--trace`` the workers run ``bench.memory:app``: the project with ``tracemalloc`` started
 in each worker and a snapshot taken on ``SIGUSR2`` (after the warm-up and at the end), and the
 largest growths between the two are printed per worker (slow: use a few thousand requests).
-Target (issue 6): each worker grows by less than 20 MB over 200,000 requests.
+Target: each worker's RSS grows by less than 20 MB over 200,000 requests.
 """
 
 from __future__ import annotations
