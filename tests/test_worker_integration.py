@@ -204,6 +204,7 @@ def test_orders_from_both_providers_are_confirmed_by_the_consumer(stack, process
     assert "Total / Jamma: NPR 1,900.00" in replies["9779841234567"]
     assert "Mansuli Rice: 25 kg × NPR 85.00 = NPR 2,125.00" in replies["whatsapp:+9779851234567"]
     assert stack.count(Order) == 2
+    assert consumer.output().count("outbox relay started") == 1  # one relay for the two worker threads
 
 
 def test_provider_outage_retries_then_dead_then_replay_completes_once(stack, processes):

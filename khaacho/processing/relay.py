@@ -184,6 +184,7 @@ def start_in_consumer(app: Flask) -> bool:
             return False
         _started_in.add(os.getpid())
     threading.Thread(target=run, args=(app,), name="khaacho-relay", daemon=True).start()
+    log.info("outbox relay started in process %s", os.getpid())
     return True
 
 
