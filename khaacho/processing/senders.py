@@ -10,7 +10,6 @@ A storage error lets the messages through (fail open), logs a warning, and skips
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ class SenderLimit:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._paused_until = 0.0
-        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: Mapping) -> SenderLimit:
@@ -63,8 +61,7 @@ class SenderLimit:
         try:
             count = int(self.storage.incr(self.key(item, sender), item.get_expiry(), amount=amount))
         except Exception as exc:  # any storage error (Redis down, timeout): fail open
-            with self._lock:
-                self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
+            self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
             log.warning("sender limit unavailable, failing open for %ss: %s: %s",
                         PAUSE_AFTER_FAILURE_SECONDS, type(exc).__name__, exc)
             return None

@@ -4,8 +4,8 @@ Only :mod:`khaacho.webhooks.audit` counts here (forgeries per IP); a valid deliv
 touches Redis, and senders are limited by the relay (:mod:`khaacho.processing.senders`).
 The manual checks bypass Flask-Limiter's ``swallow_errors`` and ``key_prefix``, so both are done
 here: keys start with ``khaacho``, and a storage error lets the request through, logs a warning,
-is counted in :data:`failures`, and keeps the limiter skipped for a few seconds so an unreachable
-Redis costs one timeout per process per pause rather than one per request.
+and keeps the limiter skipped for a few seconds so an unreachable Redis costs one timeout per
+process per pause rather than one per request.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from khaacho.extensions import limiter
 log = logging.getLogger(__name__)
 PAUSE_AFTER_FAILURE_SECONDS = 5.0
 
-failures = 0
 _paused_until = 0.0
 
 
@@ -29,16 +28,14 @@ def _paused() -> bool:
     return time.monotonic() < _paused_until
 
 
-def add(item: RateLimitItem, *key: str, amount: int = 1) -> int | None:
-    """Add ``amount`` hits to ``key``'s fixed window; the count after, or None when the storage is down."""
-    global failures, _paused_until
+def add(item: RateLimitItem, *key: str) -> int | None:
+    """Add a hit to ``key``'s fixed window; the count after, or None when the storage is down."""
+    global _paused_until
     if _paused():
-        failures += 1
         return None
     try:
-        return int(limiter.storage.incr(item.key_for("khaacho", *key), item.get_expiry(), amount=amount))
+        return int(limiter.storage.incr(item.key_for("khaacho", *key), item.get_expiry()))
     except Exception as exc:  # any storage error (Redis down, timeout): fail open
-        failures += 1
         _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
         log.warning("rate limiter unavailable, failing open for %ss: %s: %s",
                     PAUSE_AFTER_FAILURE_SECONDS, type(exc).__name__, exc)
