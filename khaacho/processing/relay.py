@@ -198,6 +198,11 @@ def run(app: Flask) -> None:
                 else:
                     drain()
             time.sleep(POLL_SECONDS)
+        except (SQLAlchemyError, psycopg.Error) as exc:  # the database is away: one line a second
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            log.warning("relay: database unavailable, trying again in %ss: %s: %s",
+                        PAUSE_AFTER_ERROR_SECONDS, type(exc).__name__, first_line)
+            time.sleep(PAUSE_AFTER_ERROR_SECONDS)
         except Exception:
             log.exception("relay failed; starting again in %ss", PAUSE_AFTER_ERROR_SECONDS)
             time.sleep(PAUSE_AFTER_ERROR_SECONDS)

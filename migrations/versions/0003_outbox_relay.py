@@ -1,8 +1,9 @@
 """the outbox relay: webhook_messages.relayed_at and the index its claim reads
 
 Intake only stores a message ``queued``; the relay in the worker service claims the rows not yet
-relayed, stamps ``relayed_at`` and queues them. Rows already queued when this runs are relayed
-once the new worker starts.
+relayed, stamps ``relayed_at`` and queues them. Rows already ``queued`` when this runs are relayed
+once the new worker starts (a task the old intake queued for one is harmless: the worker's claim
+processes a message once).
 
 Revision ID: 0003
 Revises: 0002
