@@ -31,7 +31,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-## run: web (gunicorn) + worker (huey_consumer) on the embedded default; Ctrl-C stops both
+## run: web (gunicorn) + worker (huey_consumer, with the outbox relay) on the embedded default; Ctrl-C stops both
 run: $(STAMP)
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi demo init

@@ -140,7 +140,6 @@ class Config:
         self.TASK_MAX_RETRIES = env_int("TASK_MAX_RETRIES", 5)
         self.TASK_RETRY_BASE_SECONDS = env_int("TASK_RETRY_BASE_SECONDS", 30, minimum=1)
         self.SWEEP_AFTER_SECONDS = env_int("SWEEP_AFTER_SECONDS", 120, minimum=1)
-        self.WEBHOOK_ADMIT_BATCH_MS = env_int("WEBHOOK_ADMIT_BATCH_MS", 50, minimum=0)
         self.WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 30, minimum=1)
 
         self.MAX_CONTENT_LENGTH = 4 * 1024 * 1024
@@ -208,7 +207,6 @@ class TestConfig(Config):
     def __init__(self, **overrides) -> None:
         super().__init__()
         self.HUEY_IMMEDIATE = True
-        self.WEBHOOK_ADMIT_BATCH_MS = 0  # admit in the request, so immediate-mode tasks run there
         self.RATELIMIT_STORAGE_URI = "memory://"
         self.RATELIMIT_STORAGE_OPTIONS = {}
         for key, value in overrides.items():

@@ -3,16 +3,18 @@
 Starts, all on loopback: a redis-server of its own on a free port, a PostgreSQL database created
 for the run (dropped after), a stand-in for Meta's send API that counts the replies per inbound
 message (``context.message_id``), two gunicorn masters (``wsgi:app``, 2 sync workers each) on two
-ports, and two ``huey_consumer wsgi.huey`` processes (the second with ``-n``). Signed Meta
-webhooks alternate between the two web instances:
+ports, and two ``huey_consumer wsgi.huey`` processes (the second with ``-n``), each running an
+outbox relay, so two relays claim the stored messages. Signed Meta webhooks alternate between the
+two web instances:
 
 (a) one message delivered 10 times to each instance at once: one row with ``duplicate_count`` 19,
     one order, one reply;
 (b) 300 distinct order messages from 30 senders, 10 each (``WEBHOOK_RATE_LIMIT_MAX=10``, so every
     message is inside a limit counted across both instances): 300 rows, orders and replies, no
     message answered twice, neither at the stand-in nor in ``outbound_messages``;
-(c) the web instances restarted with ``WEBHOOK_RATE_LIMIT_MAX=5``: one new sender sends 12 messages
-    alternating instances: exactly 5 processed and 7 ``rate_limited`` (the limit is shared).
+(c) the web instances and consumers restarted with ``WEBHOOK_RATE_LIMIT_MAX=5``: one new sender sends
+    12 messages alternating instances: exactly 5 processed and 7 ``rate_limited`` (the limit is
+    counted by both relays in one Redis).
 
 Prints a PASS/FAIL table and exits 1 on any FAIL. Run from the repository root::
 
@@ -254,9 +256,11 @@ def main() -> int:
         webs = [services.web("web-1", env), services.web("web-2", env)]
         results += case_a(webs, db_url, deadline)
         results += case_b(webs, db_url, deadline)
-        for proc in [p for p in services.started if "gunicorn" in str(p.args[0])]:
+        for proc in list(services.started):  # the relays in the consumers apply the limit
             services.stop(proc)
         limited = dict(env, WEBHOOK_RATE_LIMIT_MAX="5")
+        services.start("consumer-1", consumer, limited)
+        services.start("consumer-2", [*consumer, "-n"], limited)
         webs = [services.web("web-1", limited), services.web("web-2", limited)]
         results += case_c(webs, db_url, deadline)
     finally:

@@ -8,13 +8,12 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import INSTANCE_DIR, Config, config_from_env
-from khaacho.machines import KhaachoFlask
 
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the app: extensions, blueprints and CLI commands for the given configuration."""
     config = config or config_from_env()
-    app = KhaachoFlask(__name__, instance_path=str(INSTANCE_DIR))
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     app.config.from_object(config)
     app.config["ENV_NAME"] = config.ENV_NAME
 
@@ -26,10 +25,6 @@ def create_app(config: Config | None = None) -> Flask:
         logging.getLogger(__name__).warning(
             "TWILIO_SKIP_VALIDATION=true: Twilio signatures are NOT checked (sandbox only)"
         )
-
-    proxies = app.config["TRUSTED_PROXY_COUNT"]
-    if proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
     from khaacho.extensions import csrf, db, limiter, login_manager, migrate
 
@@ -62,4 +57,9 @@ def create_app(config: Config | None = None) -> Flask:
     from khaacho import dashboard
 
     dashboard.init_app(app)
+
+    # Outermost, around the webhook fast path too: every layer sees the client's address and scheme.
+    proxies = app.config["TRUSTED_PROXY_COUNT"]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
     return app

@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 
 from flask import Flask, g, request
 
-from khaacho.machines import for_machines_too
-
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -73,19 +71,16 @@ def init_app(app: Flask) -> None:
     """Give each request an id (the caller's X-Request-ID when it looks safe) and echo it back."""
 
     @app.before_request
-    @for_machines_too
     def _assign_request_id() -> None:
         g.request_id = request_id_for(request.headers.get("X-Request-ID"))
         request_id_var.set(g.request_id)
 
     @app.after_request
-    @for_machines_too
     def _echo_request_id(response):
         if "request_id" in g:
             response.headers["X-Request-ID"] = g.request_id
         return response
 
     @app.teardown_request
-    @for_machines_too
     def _clear_request_id(_exc) -> None:
         request_id_var.set(None)

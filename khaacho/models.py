@@ -40,6 +40,8 @@ MESSAGE_STATUSES = tuple(status.value for status in MessageStatus)
 REPLAYABLE_STATUSES = tuple(s.value for s in (MessageStatus.DEAD, MessageStatus.FAILED,
                                                MessageStatus.RATE_LIMITED, MessageStatus.STALE))
 SOURCES = ("whatsapp", "twilio")
+# PostgreSQL channel on which intake announces newly stored ``queued`` messages to the relay.
+INTAKE_CHANNEL = "khaacho_intake"
 ROLES = ("admin", "viewer")
 
 
@@ -67,6 +69,11 @@ class WebhookMessage(db.Model):
         Index("ix_webhook_messages_status_created_at", "status", "created_at"),
         # Append-only in created_at order: a BRIN index is a few pages and nearly free to maintain.
         Index("ix_webhook_messages_created_at", "created_at", postgresql_using="brin"),
+        # The relay's claim: queued rows not yet handed to the queue, oldest first; small, since
+        # a row leaves it as soon as it is relayed.
+        Index("ix_webhook_messages_unrelayed", "id",
+              postgresql_where=sa_text("status = 'queued' AND relayed_at IS NULL"),
+              sqlite_where=sa_text("status = 'queued' AND relayed_at IS NULL")),
     )
 
     id = db.Column(BigId, primary_key=True)
@@ -89,6 +96,7 @@ class WebhookMessage(db.Model):
     next_attempt_at = db.Column(db.DateTime(timezone=True))  # when a `failed` message is retried
     request_id = db.Column(db.String(64))
     processed_at = db.Column(db.DateTime(timezone=True))
+    relayed_at = db.Column(db.DateTime(timezone=True))  # when the relay (or the sweep) queued it
     updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 

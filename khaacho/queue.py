@@ -62,6 +62,14 @@ def _use_app_logging() -> None:
     logging.getLogger("huey").handlers.clear()
 
 
+@huey.on_startup()
+def _start_relay() -> None:
+    """The consumer process relays stored messages to the queue (once per process, see relay)."""
+    from khaacho.processing import relay
+
+    relay.start_in_consumer(_app())
+
+
 def app_task(**options) -> Callable:
     """``huey.task`` whose body runs in a fresh app context (its own database session)."""
     return lambda fn: huey.task(**options)(_in_app_context(fn))

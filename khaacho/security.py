@@ -6,8 +6,6 @@ from collections.abc import Mapping
 
 from flask import Flask, Response
 
-from khaacho.machines import for_machines_too
-
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
@@ -30,7 +28,6 @@ def init_app(app: Flask) -> None:
     """Add CSP (self-served scripts only), frame-deny, nosniff and friends, unless a view set its own."""
 
     @app.after_request
-    @for_machines_too
     def _headers(response: Response) -> Response:
         defaults = default_headers(app.config)
         # One pass over the response's headers rather than a scan per default (this runs on

@@ -23,7 +23,7 @@ from khaacho.models import (
     WebhookRateLimit,
     WebhookSignatureLog,
 )
-from khaacho.webhooks.admission import LIMITER_DOWN_REASON
+from khaacho.processing.senders import LIMITER_DOWN_REASON
 
 # Upper bounds (ms) of the latency buckets in ``webhook_performance_metrics.histogram``: the
 # histogram is a list of len(LATENCY_BUCKETS_MS) + 1 counts; count i is for requests that took
@@ -154,7 +154,9 @@ def security(since: datetime, source: str = "all") -> list[dict]:
     """
     log = WebhookSignatureLog
     hour = hour_of(log.created_at)
-    where = [log.created_at >= since, *_source_filter(log.webhook_source, source)]
+    # The relay's fail-open rows count messages, not requests.
+    where = [log.created_at >= since, *_source_filter(log.webhook_source, source),
+             log.reason.is_distinct_from(LIMITER_DOWN_REASON)]
     invalid_count = case((log.is_valid.is_(False), log.request_count), else_=0)
     rows = db.session.execute(
         select(hour, func.sum(log.request_count), func.sum(invalid_count))
@@ -364,7 +366,7 @@ def health(source: str = "all", now: datetime | None = None) -> list[dict]:
     waiting = queue(now)
     age = waiting["oldest_queued_age_seconds"]
     limiter_mode = limiter_state()
-    # Any worker that could not reach the limiter marked its requests in the audit log.
+    # A relay that could not reach the limiter counted the messages it let through in the audit log.
     failed_open = int(db.session.scalar(
         select(func.coalesce(func.sum(WebhookSignatureLog.request_count), 0))
         .where(WebhookSignatureLog.created_at >= since, WebhookSignatureLog.reason == LIMITER_DOWN_REASON)
@@ -393,7 +395,7 @@ def health(source: str = "all", now: datetime | None = None) -> list[dict]:
               f"{waiting['failed']} awaiting retry"),
         _tile("limiter", "Rate limiter", limiter_mode,
               "alert" if limiter_mode == "failing open" else "ok",
-              f"{failed_open} requests let through unchecked" if failed_open
+              f"{failed_open} messages let through unchecked" if failed_open
               else "Redis unreachable: senders are not limited" if limiter_mode == "failing open"
               else "shared across workers" if limiter_mode == "redis" else "in memory, per process"),
     ]

@@ -23,7 +23,7 @@ CONTRACT_VARIABLES = (
     "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_NUMBER", "TWILIO_API_URL", "TWILIO_SKIP_VALIDATION",
     "TRUSTED_PROXY_COUNT", "WEBHOOK_RATE_LIMIT_MAX", "WEBHOOK_RATE_LIMIT_WINDOW", "WEBHOOK_MAX_AGE_MINUTES",
     "TASK_MAX_RETRIES", "TASK_RETRY_BASE_SECONDS", "WEBHOOK_RETENTION_DAYS", "APP_ENV", "FLASK_ENV",
-    "SWEEP_AFTER_SECONDS", "HUEY_SQLITE_PATH", "WEBHOOK_ADMIT_BATCH_MS",
+    "SWEEP_AFTER_SECONDS", "HUEY_SQLITE_PATH",
 )
 for _name in CONTRACT_VARIABLES:
     os.environ.pop(_name, None)
@@ -161,7 +161,10 @@ def redis_url() -> str:
 # --- apps ---------------------------------------------------------------------------------
 
 def _app_for(database_url: str, **overrides):
+    from tests.intake_support import RelayingClient
+
     app = create_app(make_config(database_url, **overrides))
+    app.test_client_class = RelayingClient
     yield app
     with app.app_context():
         db.session.remove()

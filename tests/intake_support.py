@@ -1,13 +1,33 @@
-"""Helpers for the webhook intake tests: hold queued tasks instead of running them inline."""
+"""Helpers for the webhook intake tests: relay after a webhook, hold queued tasks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
+from flask.testing import FlaskClient
 from huey.storage import MemoryStorage
+from werkzeug.test import TestResponse
 
 from khaacho.extensions import huey
+from khaacho.processing import relay
+from khaacho.webhooks import WEBHOOK_PATHS
+
+
+class RelayingClient(FlaskClient):
+    """The test client, then the relay as the consumer would run it, after each webhook POST.
+
+    The test apps' ``test_client_class``: a stored message is queued (and, in Huey's immediate
+    mode, processed) by the time the POST returns, as it is moments later in production.
+    """
+
+    def open(self, *args, **kwargs) -> TestResponse:
+        """Send the request; after a webhook POST, relay what it stored."""
+        response = super().open(*args, **kwargs)
+        if response.request.method == "POST" and response.request.path in WEBHOOK_PATHS:
+            with self.application.app_context():
+                relay.drain()
+        return response
 
 
 def hold_tasks(monkeypatch: pytest.MonkeyPatch, storage: MemoryStorage | None = None) -> Callable[[], list]:

@@ -173,7 +173,7 @@ def test_limiter_failing_open_is_shown(sqlite_url):
 
 
 def test_requests_that_failed_open_in_any_worker_alert_the_limiter_tile(app):
-    from khaacho.webhooks.admission import LIMITER_DOWN_REASON
+    from khaacho.processing.senders import LIMITER_DOWN_REASON
 
     recent = datetime.now(UTC) - timedelta(minutes=2)
     with app.app_context():
@@ -182,7 +182,7 @@ def test_requests_that_failed_open_in_any_worker_alert_the_limiter_tile(app):
                                            created_at=recent, last_seen_at=recent))
         db.session.commit()
         tile = next(t for t in stats.health() if t["key"] == "limiter")
-    assert tile["state"] == "alert" and tile["detail"] == "3 requests let through unchecked"
+    assert tile["state"] == "alert" and tile["detail"] == "3 messages let through unchecked"
 
 
 def test_stats_api_matches_the_contract(any_app):

@@ -23,7 +23,7 @@ from khaacho.demo import DEMO_CATALOG
 from khaacho.extensions import db
 from khaacho.models import Order, OutboundMessage, WebhookMessage, WebhookSignatureLog
 from khaacho.orders.catalog import import_catalog
-from khaacho.webhooks.admission import LIMITER_DOWN_REASON
+from khaacho.processing.senders import LIMITER_DOWN_REASON
 from tests.conftest import ROOT, SECRETS, VENV_BIN, free_port, make_config, service_env
 from tests.support import META_PATH, TWILIO_PATH, meta_text_payload, signed_meta, signed_twilio, wait_for
 
@@ -204,6 +204,7 @@ def test_orders_from_both_providers_are_confirmed_by_the_consumer(stack, process
     assert "Total / Jamma: NPR 1,900.00" in replies["9779841234567"]
     assert "Mansuli Rice: 25 kg × NPR 85.00 = NPR 2,125.00" in replies["whatsapp:+9779851234567"]
     assert stack.count(Order) == 2
+    assert consumer.output().count("outbox relay started") == 1  # one relay for the two worker threads
 
 
 def test_provider_outage_retries_then_dead_then_replay_completes_once(stack, processes):
@@ -272,7 +273,7 @@ def test_messages_arriving_while_redis_is_down_are_caught_up_by_the_sweep(
     own_redis.stop()
     post_meta_batch(base, senders(5))
     assert stack.statuses() == Counter({"queued": 5})  # stored and acknowledged, not queued anywhere
-    wait_for(stack.limiter_outage_audited, "the admitter to meet the dead Redis", timeout=10, logs=[consumer])
+    wait_for(stack.limiter_outage_audited, "the relay to meet the dead Redis", timeout=10, logs=[consumer])
     own_redis.start()
     time.sleep(1)
     assert stack.statuses() == Counter({"queued": 5})  # the queue came back empty: the tasks are lost

@@ -36,7 +36,8 @@ def _requeue(ids: list[int]) -> set[int]:
     moved = set(db.session.scalars(
         update(WebhookMessage)
         .where(WebhookMessage.id.in_(ids), WebhookMessage.status.in_(REPLAYABLE_STATUSES))
-        .values(status="queued", attempts=0, next_attempt_at=None, updated_at=utcnow())
+        .values(status="queued", attempts=0, next_attempt_at=None, updated_at=utcnow(),
+                relayed_at=utcnow())  # queued here, not by the relay
         .returning(WebhookMessage.id)
         .execution_options(synchronize_session=False)
     ))

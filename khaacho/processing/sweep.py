@@ -1,12 +1,13 @@
 """The sweep: re-queue messages that a killed worker or a queue outage left behind.
 
 A message is stuck when it stayed ``queued`` or ``processing`` longer than
-``SWEEP_AFTER_SECONDS`` (its task was lost: Redis was down when the intake enqueued it, or
+``SWEEP_AFTER_SECONDS`` (its task was lost: Redis was down when the relay enqueued it, or
 the worker running it was killed), or when it is ``failed`` and its retry is that much
 overdue (the scheduled retry was lost with the queue). Rows are picked with
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so consumers sweeping at once split the rows
 between them; SQLite serialises writers, and the touched ``updated_at`` keeps a second
-sweep from taking the same rows again.
+sweep from taking the same rows again. A swept row is stamped ``relayed_at`` too, so the relay
+(:mod:`khaacho.processing.relay`) does not queue it a second time.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def requeue_stuck(after_seconds: int | None = None, batch_size: int = BATCH_SIZE
         ids = list(db.session.scalars(
             update(WebhookMessage)
             .where(WebhookMessage.id.in_(picked.scalar_subquery()))
-            .values(status="queued", updated_at=utcnow())
+            .values(status="queued", updated_at=utcnow(), relayed_at=utcnow())
             .returning(WebhookMessage.id)
             .execution_options(synchronize_session=False)
         ))

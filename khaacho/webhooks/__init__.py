@@ -5,8 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-from khaacho.machines import KhaachoFlask
-
 bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/whatsapp-hardened")
 
 
@@ -32,18 +30,22 @@ class CookieSessionsButWebhooks(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def init_app(app: KhaachoFlask) -> None:
-    """Register the webhook endpoints as machine-facing: no CSRF, cookie or route-limit hooks.
+def init_app(app: Flask) -> None:
+    """Register the webhook endpoints and put the fast path in front of Flask.
 
-    The per-sender and per-IP limits are applied by intake itself (see :mod:`khaacho.machines`).
-    Meta's deliveries are direct: :mod:`khaacho.webhooks.direct` answers the usual ones.
+    No CSRF (providers sign their requests) and no Flask-Limiter route limits: senders are
+    limited by the relay (:mod:`khaacho.processing.relay`), forgers per IP by :mod:`.audit`.
+    Meta's usual deliveries never reach Flask (:mod:`khaacho.webhooks.fastpath`).
     """
-    from khaacho.extensions import csrf
-    from khaacho.webhooks import direct, metrics, views  # noqa: F401  (views attaches the routes to ``bp``)
+    from khaacho.extensions import csrf, limiter
+    from khaacho.webhooks import metrics, store, views  # noqa: F401  (views attaches the routes to ``bp``)
+    from khaacho.webhooks.fastpath import FastPath
 
     csrf.exempt(bp)
-    app.machine_blueprints = app.machine_blueprints | {bp.name}
+    limiter.exempt(bp)
     app.register_blueprint(bp)
-    app.add_direct_route("POST", META_PATH, direct.meta_delivery)
     app.session_interface = CookieSessionsButWebhooks()
+    with app.app_context():
+        store.bind_engine(app)
+    app.wsgi_app = FastPath(app.wsgi_app, app)  # type: ignore[method-assign]
     metrics.flush_at_exit(app)

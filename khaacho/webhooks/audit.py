@@ -1,7 +1,7 @@
 """The webhook audit trail (``webhook_signature_log``), bounded against floods of forgeries.
 
 Decision: a valid request gets its own row, written in the same transaction as its messages
-(see :mod:`khaacho.webhooks.intake`). A rejected request (bad or missing signature, bad verify
+(see :mod:`khaacho.webhooks.store`). A rejected request (bad or missing signature, bad verify
 token, oversized body) is folded: all rejections from one IP for one source, endpoint and reason
 within one UTC minute share a single row whose ``request_count`` grows, so a flood adds at most
 one row per IP per minute. On top of that each IP gets :data:`INVALID_PER_IP` rejections per

@@ -1,4 +1,4 @@
-"""Webhook endpoints: verify, parse, record, answer. The work is in meta, twilio and intake."""
+"""Webhook endpoints: verify, parse, store, answer. The work is in meta, twilio and store."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from flask import Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from khaacho.webhooks import audit, bp, intake, meta, metrics, twilio
+from khaacho.webhooks import audit, bp, meta, metrics, store, twilio
 from khaacho.webhooks.meta import Events
 
 META_SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -35,7 +35,7 @@ def _rejected(reason: str, status: int) -> tuple[Response, int]:
 
 
 def _unavailable() -> tuple[Response, int]:
-    response = jsonify(error=intake.UNAVAILABLE)
+    response = jsonify(error=store.UNAVAILABLE)
     response.headers["Retry-After"] = "5"
     return response, 503
 
@@ -74,7 +74,12 @@ def meta_handshake() -> Response | tuple[Response, int]:
 
 @bp.post("/webhook")
 def meta_webhook() -> tuple[Response | str, int] | Response:
-    """Meta events: verify the raw body, store every message, update statuses, then answer 200."""
+    """Meta events the fast path declined: verify, store every message, update statuses, answer 200.
+
+    Meta's usual delivery (signed, within the size limit, with messages or statuses) is answered
+    by :class:`khaacho.webhooks.fastpath.FastPath` before Flask sees it; this view serves the
+    rest: bad signatures, malformed JSON, empty or chunked bodies, and any error the fast path met.
+    """
     body = request.get_data(cache=False)
     problem = meta.signature_problem(
         body, request.headers.get(META_SIGNATURE_HEADER), current_app.config["WHATSAPP_APP_SECRETS"]
@@ -84,7 +89,7 @@ def meta_webhook() -> tuple[Response | str, int] | Response:
     try:
         events = meta.parse(body)
     except meta.MalformedPayload:
-        intake.insert_audit_only("whatsapp", request.path, request.remote_addr, "malformed JSON")
+        _record("whatsapp", Events(), None, "malformed JSON")
         return _error("malformed JSON", 400)
     return _record("whatsapp", events, Response("OK", 200, mimetype="text/plain"))
 
@@ -105,12 +110,15 @@ def twilio_webhook() -> tuple[Response | str, int] | Response:
                    "signature not checked (TWILIO_SKIP_VALIDATION)" if skipped else None)
 
 
-def _record(source: str, events: Events, ok: Response,
-            reason: str | None = None) -> Response | tuple[Response, int]:
+def _record(source: str, events: Events, ok: Response | None,
+            reason: str | None = None) -> Response | tuple[Response, int] | None:
+    """Store the request and answer ``ok``, or 503; with ``ok`` None only audit it, come what may."""
     if reason is None and not (events.messages or events.statuses):
         reason = "no messages or statuses"
     try:
-        intake.record(source, events, request.remote_addr, request.path, g.webhook_started, reason)
-    except intake.StorageUnavailable:
-        return _unavailable()
+        store.store(current_app._get_current_object(), source, events, client_ip=request.remote_addr,
+                    endpoint=request.path, started=g.webhook_started, request_id=g.get("request_id"),
+                    reason=reason)
+    except store.StorageUnavailable:
+        return _unavailable() if ok is not None else None
     return ok

@@ -1,0 +1,236 @@
+"""Intake storage: a verified request's messages, delivery statuses and audit row, kept at once.
+
+A request is one atomic write, so ``200`` always means stored and a failure leaves nothing
+partial. On PostgreSQL it is one statement in autocommit, whatever the number of messages: the
+audit row and the delivery-status update ride as data-modifying CTEs on a multi-row upsert, and
+when the request stored a new ``queued`` message the statement also calls ``pg_notify`` on
+:data:`~khaacho.models.INTAKE_CHANNEL`, which PostgreSQL delivers at commit to wake the relay
+(:mod:`khaacho.processing.relay`). The committed ``queued`` row is the outbox: nothing is queued
+or rate limited here. On SQLite the same writes run in one transaction.
+
+The statement runs on an autocommit variant of the app's engine (one pool per process), with
+``exec_driver_sql`` on SQL compiled once per batch size. A connection the server dropped
+(a restart, ``pg_terminate_backend``) fails its statement; SQLAlchemy then invalidates it and the
+pool's older connections, and the statement, idempotent by its upsert, is run once more on a
+fresh connection, so a database that is back is never answered ``503``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+import weakref
+from datetime import UTC, datetime
+
+from flask import Flask
+from sqlalchemy import Executable, Select, bindparam, case, func, literal, literal_column, or_, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from khaacho.extensions import db
+from khaacho.models import INTAKE_CHANNEL, OutboundMessage, WebhookMessage, dialect_insert, utcnow
+from khaacho.webhooks import audit
+from khaacho.webhooks.meta import Events, InboundMessage, StatusUpdate
+
+log = logging.getLogger(__name__)
+FUTURE_TOLERANCE_SECONDS = 300
+# Delivery statuses in the order they can happen; a callback never moves a message backwards,
+# so a late "delivered" after "read" changes nothing and repeats are no-ops.
+DELIVERY_RANK = {
+    "accepted": 1, "scheduled": 1, "queued": 1, "sending": 2, "sent": 3,
+    "delivered": 4, "undelivered": 4, "failed": 4, "read": 5,
+}
+UNAVAILABLE = "storage unavailable, retry later"  # the 503's error, with Retry-After
+QUEUED = "queued"
+_ENGINE_KEY = "khaacho_intake_engine"
+_messages = WebhookMessage.__table__
+_outbound = OutboundMessage.__table__
+# What a new message row binds; its counters start at zero and its three times are the request's
+# ``now`` (see :func:`_new_row`).
+_BOUND_COLUMNS = (
+    "message_id", "webhook_source", "phone_number", "sender_id", "message_type", "message_text",
+    "payload", "status", "response_time_ms", "message_timestamp", "request_id",
+)
+# Positional ``%s`` placeholders: psycopg takes a list, no name-to-value mapping per request.
+_POSITIONAL = postgresql.psycopg.dialect(paramstyle="format")
+
+
+class StorageUnavailable(RuntimeError):
+    """The database did not take the request; nothing of it was kept."""
+
+
+def store(app: Flask, source: str, events: Events, *, client_ip: str | None, endpoint: str,
+          started: float, request_id: str | None, reason: str | None = None) -> None:
+    """Store a verified request's messages and statuses with its audit row, atomically.
+
+    Needs no app context on PostgreSQL. Raises :class:`StorageUnavailable` when the database
+    fails; the caller answers ``503``.
+    """
+    now = utcnow()
+    messages = _distinct(events.messages)
+    statuses = _classify(messages, now.timestamp(), app.config["WEBHOOK_MAX_AGE_MINUTES"] * 60)
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    rows = [_row(source, m, statuses[m.message_id], now, elapsed_ms, request_id) for m in messages]
+    audit_params = {**audit.valid_params(source, endpoint, client_ip, reason), "now": now}
+    side = _status_update(events.statuses, now)
+    try:
+        engine = app.extensions.get(_ENGINE_KEY)
+        if engine is not None:
+            _store_postgresql(engine, audit_params, rows, side)
+        else:
+            with app.app_context(), db.engine.begin() as conn:
+                _store_in_transaction(conn, audit_params, rows, side)
+    except SQLAlchemyError as exc:
+        log.warning("webhook not stored, answering 503: %s: %s", type(exc).__name__, exc)
+        raise StorageUnavailable(str(exc)) from exc
+
+
+def bind_engine(app: Flask) -> None:
+    """Give intake its autocommit engine on PostgreSQL (SQLite uses the app's engine as is).
+
+    Called once from the app factory, in an app context. The engine shares the app's pool, so its
+    URL, connect arguments, recycling and disposal are the app's; after a fork the child drops the
+    parent's connections without closing them (the parent still uses them).
+    """
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return
+    app.extensions[_ENGINE_KEY] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    ref = weakref.ref(engine)
+    os.register_at_fork(after_in_child=lambda: (e := ref()) is not None and e.dispose(close=False))
+
+
+def _store_postgresql(engine: Engine, audit_params: dict, rows: list[dict], side: Executable | None) -> None:
+    stmt = _statement(len(rows))
+    if side is not None:
+        stmt = stmt.add_cte(side.cte("delivery"))
+    sql, names, fixed = _compiled(stmt)
+    params = {**fixed, **audit_params}
+    for i, row in enumerate(rows):
+        params.update({f"{name}_{i}": value for name, value in row.items()})
+        params[f"payload_{i}"] = json.dumps(row["payload"])  # as text, for the ::JSON cast
+    values = tuple(params[name] for name in names)
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(sql, values)
+            return
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+            log.info("intake connection was dropped by the server; retrying on a new one")
+
+
+@functools.lru_cache(maxsize=64)
+def _statement(count: int) -> Select:
+    """The whole request as one statement for ``count`` messages: audit CTE, upsert CTE, notify."""
+    audited = audit.valid_insert().cte("audit")
+    if not count:
+        return select(literal_column("1")).add_cte(audited)
+    values = [{**{c: bindparam(f"{c}_{i}", type_=_messages.c[c].type) for c in _BOUND_COLUMNS}, **_new_row()}
+              for i in range(count)]
+    insert = postgresql.insert(_messages).values(values)
+    stored = _on_conflict(insert).returning(_messages.c.duplicate_count, _messages.c.status).cte("stored")
+    new_queued = (stored.c.duplicate_count == literal_column("0")) & (stored.c.status == literal(QUEUED))
+    notify = func.pg_notify(literal(INTAKE_CHANNEL), literal(""))
+    return select(notify).where(new_queued).limit(1).add_cte(audited)
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(stmt: Executable) -> tuple[str, tuple[str, ...], dict]:
+    """The statement's SQL with positional placeholders, its parameter names in order, and the
+    values it binds itself (literals, a status update's CASE values)."""
+    compiled = stmt.compile(dialect=_POSITIONAL)
+    return compiled.string, tuple(compiled.positiontup or ()), compiled.params
+
+
+def _on_conflict(insert):
+    """A redelivery counts on the stored row; the row keeps its status."""
+    return insert.on_conflict_do_update(
+        index_elements=["webhook_source", "message_id"],
+        set_={"duplicate_count": _messages.c.duplicate_count + literal_column("1"),
+              "last_duplicate_at": insert.excluded.first_received_at},
+    )
+
+
+def _store_in_transaction(conn, audit_params: dict, rows: list[dict], side: Executable | None) -> None:
+    conn.execute(audit.valid_insert(), audit_params)
+    if side is not None:
+        conn.execute(side)
+    if rows:
+        conn.execute(_sqlite_upsert(), rows)
+
+
+@functools.cache
+def _sqlite_upsert():
+    values = dialect_insert("sqlite", _messages).values({**{c: bindparam(c) for c in _BOUND_COLUMNS},
+                                                         **_new_row()})
+    return _on_conflict(values)
+
+
+def _new_row() -> dict:
+    now = bindparam("now")
+    zero = literal_column("0")
+    return {"duplicate_count": zero, "attempts": zero, "error_count": zero,
+            "first_received_at": now, "updated_at": now, "created_at": now}
+
+
+def _distinct(messages: list[InboundMessage]) -> list[InboundMessage]:
+    # Within one request a message id counts once; ON CONFLICT cannot touch a row twice.
+    seen: dict[str, InboundMessage] = {}
+    for message in messages:
+        seen.setdefault(message.message_id, message)
+    return list(seen.values())
+
+
+def _classify(messages: list[InboundMessage], now: float, max_age: int) -> dict[str, str]:
+    statuses = {}
+    for m in messages:
+        if m.ignored:
+            statuses[m.message_id] = "ignored"
+        elif m.timestamp is not None and not (
+            now - max_age <= m.timestamp <= now + FUTURE_TOLERANCE_SECONDS
+        ):
+            statuses[m.message_id] = "stale"
+        else:
+            statuses[m.message_id] = QUEUED
+    return statuses
+
+
+def _row(source: str, m: InboundMessage, status: str, now: datetime, elapsed_ms: float,
+         request_id: str | None) -> dict:
+    plausible = m.timestamp is not None and 0 < m.timestamp < 253402300799
+    return {
+        "message_id": m.message_id, "webhook_source": source, "phone_number": m.phone_number,
+        "sender_id": m.sender_id, "message_type": m.message_type, "message_text": m.text,
+        "payload": m.payload, "status": status, "response_time_ms": round(elapsed_ms, 3),
+        "message_timestamp": datetime.fromtimestamp(m.timestamp, UTC) if plausible else None,
+        "request_id": request_id, "now": now,
+    }
+
+
+def _status_update(updates: list[StatusUpdate], now: datetime) -> Executable | None:
+    """One UPDATE moving each matching outbound message forward to its newest known status, or None."""
+    best: dict[str, StatusUpdate] = {}
+    for u in updates:
+        rank = DELIVERY_RANK.get(u.status)
+        current = best.get(u.provider_message_id)
+        if rank is not None and (current is None or rank > DELIVERY_RANK[current.status]):
+            best[u.provider_message_id] = u
+    if not best:
+        return None
+    pid = _outbound.c.provider_message_id
+    current_rank = func.coalesce(case(DELIVERY_RANK, value=_outbound.c.delivery_status), 0)
+    new_status = case({k: u.status for k, u in best.items()}, value=pid)
+    new_rank = case({k: DELIVERY_RANK[u.status] for k, u in best.items()}, value=pid)
+    return (
+        update(_outbound)
+        .where(or_(*(pid == k for k in best)), current_rank < new_rank)
+        .values(delivery_status=new_status, updated_at=now,
+                delivery_error=case({k: u.error for k, u in best.items()}, value=pid,
+                                    else_=_outbound.c.delivery_error))
+    )
