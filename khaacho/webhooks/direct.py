@@ -46,8 +46,8 @@ def meta_delivery(app: Flask, environ: dict) -> WSGIApp | None:
         events = meta.parse(body)
     except meta.MalformedPayload:
         return None
-    if not (events.messages or events.statuses):
-        return None
+    if not (events.messages or events.statuses) or events.dropped:
+        return None  # the view audits why
 
     path = environ["PATH_INFO"]
     request_id = logs.request_id_for(environ.get("HTTP_X_REQUEST_ID"))

@@ -22,26 +22,20 @@ from datetime import UTC, datetime
 
 import psycopg
 from flask import current_app, g
-from sqlalchemy import Executable, Insert, bindparam, case, func, literal_column, or_, select, update
+from sqlalchemy import Executable, Insert, bindparam, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
+from khaacho import delivery
+from khaacho.events import Events, InboundMessage
 from khaacho.extensions import db
-from khaacho.models import OutboundMessage, WebhookMessage, dialect_insert, utcnow
+from khaacho.models import WebhookMessage, dialect_insert, utcnow
 from khaacho.webhooks import admission, audit, ratelimit
-from khaacho.webhooks.meta import Events, InboundMessage, StatusUpdate
 
 log = logging.getLogger(__name__)
 FUTURE_TOLERANCE_SECONDS = 300
-# Delivery statuses in the order they can happen; a callback never moves a message backwards,
-# so a late "delivered" after "read" changes nothing and repeats are no-ops.
-DELIVERY_RANK = {
-    "accepted": 1, "scheduled": 1, "queued": 1, "sending": 2, "sent": 3,
-    "delivered": 4, "undelivered": 4, "failed": 4, "read": 5,
-}
 UNAVAILABLE = "storage unavailable, retry later"  # the 503's error, with Retry-After
 _messages = WebhookMessage.__table__
-_outbound = OutboundMessage.__table__
 # What a new message row binds; its counters start at zero and its three times are the request's
 # ``now`` (see :func:`_new_row`), so one message and its audit row bind 16 values, not 25.
 _BOUND_COLUMNS = (
@@ -89,7 +83,7 @@ def record(source: str, events: Events, client_ip: str | None, endpoint: str,
 
     audit_params = {**audit.valid_params(source, endpoint, client_ip, audit_reason), "now": now}
     dialect = db.engine.dialect.name
-    status_update = _status_update(events.statuses)
+    status_update = delivery.status_update(events.statuses)
     side = [] if status_update is None else [status_update]
     try:
         audit_id, result = _store(dialect, audit_params, rows, side)
@@ -223,9 +217,7 @@ def _distinct(messages: list[InboundMessage]) -> list[InboundMessage]:
 def _classify(messages: list[InboundMessage], now: float, max_age: int) -> dict[str, str]:
     statuses = {}
     for m in messages:
-        if m.ignored:
-            statuses[m.message_id] = "ignored"
-        elif m.timestamp is not None and not (
+        if m.timestamp is not None and not (
             now - max_age <= m.timestamp <= now + FUTURE_TOLERANCE_SECONDS
         ):
             statuses[m.message_id] = "stale"
@@ -244,29 +236,6 @@ def _row(source: str, m: InboundMessage, status: str, now: datetime, elapsed_ms:
         "message_timestamp": datetime.fromtimestamp(m.timestamp, UTC) if plausible else None,
         "request_id": request_id, "now": now,
     }
-
-
-def _status_update(updates: list[StatusUpdate]):
-    """One UPDATE moving each matching outbound message forward to its newest known status, or None."""
-    best: dict[str, StatusUpdate] = {}
-    for u in updates:
-        rank = DELIVERY_RANK.get(u.status)
-        current = best.get(u.provider_message_id)
-        if rank is not None and (current is None or rank > DELIVERY_RANK[current.status]):
-            best[u.provider_message_id] = u
-    if not best:
-        return None
-    pid = _outbound.c.provider_message_id
-    current_rank = func.coalesce(case(DELIVERY_RANK, value=_outbound.c.delivery_status), 0)
-    new_status = case({k: u.status for k, u in best.items()}, value=pid)
-    new_rank = case({k: DELIVERY_RANK[u.status] for k, u in best.items()}, value=pid)
-    return (
-        update(_outbound)
-        .where(or_(*(pid == k for k in best)), current_rank < new_rank)
-        .values(delivery_status=new_status, updated_at=utcnow(),
-                delivery_error=case({k: u.error for k, u in best.items()}, value=pid,
-                                    else_=_outbound.c.delivery_error))
-    )
 
 
 def insert_audit_only(source: str, endpoint: str, client_ip: str | None, reason: str) -> None:

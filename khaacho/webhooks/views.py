@@ -9,8 +9,8 @@ import time
 from flask import Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from khaacho.events import Events
 from khaacho.webhooks import audit, bp, intake, meta, metrics, twilio
-from khaacho.webhooks.meta import Events
 
 META_SIGNATURE_HEADER = "X-Hub-Signature-256"
 TWILIO_SIGNATURE_HEADER = "X-Twilio-Signature"
@@ -107,8 +107,8 @@ def twilio_webhook() -> tuple[Response | str, int] | Response:
 
 def _record(source: str, events: Events, ok: Response,
             reason: str | None = None) -> Response | tuple[Response, int]:
-    if reason is None and not (events.messages or events.statuses):
-        reason = "no messages or statuses"
+    if reason is None:
+        reason = events.audit_reason()
     try:
         intake.record(source, events, request.remote_addr, request.path, g.webhook_started, reason)
     except intake.StorageUnavailable:
