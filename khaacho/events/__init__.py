@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 # The kinds of message (``webhook_messages.message_type``).
 TEXT = "text"
@@ -74,9 +75,12 @@ class CartItem:
     currency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
-    """One message a user sent, typed by its kind (``message_type``, one of :data:`KINDS`)."""
+class InboundMessage(NamedTuple):
+    """One message a user sent, typed by its kind (``message_type``, one of :data:`KINDS`).
+
+    Immutable like the frozen dataclasses above, but a NamedTuple: it is built for every message
+    on the webhook hot path, and a frozen dataclass of this many fields costs five times as much.
+    """
 
     message_id: str
     sender_id: str  # E.164 phone, or the business-scoped user id when no phone came

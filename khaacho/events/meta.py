@@ -47,6 +47,11 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _id(value: object, limit: int) -> str | None:
+    # The strings here are cleaned already: only type and length are checked.
+    return value if isinstance(value, str) and 0 < len(value) <= limit else None
+
+
 def message(message: dict, contact: dict | None) -> InboundMessage | str:
     """The event of one message (strings already cleaned), or why it cannot be kept."""
     message_id = short_str(message.get("id"), MAX_ID)
@@ -55,8 +60,7 @@ def message(message: dict, contact: dict | None) -> InboundMessage | str:
     contact = contact if isinstance(contact, dict) else {}
     raw_from = message.get("from")
     phone = normalise_phone(raw_from)
-    user_id = (short_str(message.get("from_user_id"), MAX_SENDER)
-               or short_str(contact.get("user_id"), MAX_SENDER))
+    user_id = _id(message.get("from_user_id"), MAX_SENDER) or _id(contact.get("user_id"), MAX_SENDER)
     sender = phone or user_id
     if sender is None:
         shown = str(raw_from)[:40] if raw_from not in (None, "") else "none"
@@ -98,7 +102,8 @@ def message(message: dict, contact: dict | None) -> InboundMessage | str:
         fields["detail"] = short_str(kind, 64)
         kind = UNSUPPORTED
     if "context_id" not in fields:
-        fields["context_id"] = short_str(_get(message, "context", "id"), MAX_ID)
+        context = message.get("context")
+        fields["context_id"] = _id(context.get("id"), MAX_ID) if isinstance(context, dict) else None
     errors = message.get("errors")
     if errors:
         listed = errors if isinstance(errors, list) else [{"title": "malformed errors"}]
@@ -114,7 +119,7 @@ def message(message: dict, contact: dict | None) -> InboundMessage | str:
     return InboundMessage(
         message_id=message_id, sender_id=sender, phone_number=phone, message_type=kind, text=text,
         payload={**message, CONTACT_KEY: contact} if contact and CONTACT_KEY not in message else message,
-        timestamp=timestamp, user_id=user_id, profile_name=short_str(_get(contact, "profile", "name"), 255),
+        timestamp=timestamp, user_id=user_id, profile_name=_id(_get(contact, "profile", "name"), 255),
         **fields,
     )
 

@@ -66,12 +66,13 @@ def parse(body: bytes) -> Events:
             value = change.get("value")
             if change.get("field", "messages") != "messages" or not isinstance(value, dict):
                 continue
-            if clean:
-                value = clean_json(value)
             messages = _dicts(value.get("messages"))
             contacts = _dicts(value.get("contacts")) if messages else []
             for item in messages:
-                found = inbound.message(item, _contact_of(item, contacts))
+                contact = _contact_of(item, contacts)
+                if clean:
+                    item, contact = clean_json(item), clean_json(contact)
+                found = inbound.message(item, contact)
                 if isinstance(found, str):
                     events.dropped.append(found)
                 else:
