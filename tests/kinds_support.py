@@ -18,6 +18,51 @@ META_KINDS = json.loads((KINDS_DIR / "meta.json").read_text())
 TWILIO_KINDS = json.loads((KINDS_DIR / "twilio.json").read_text())
 TWILIO_URL = "http://localhost" + TWILIO_PATH
 
+# kind fixture -> (stored message_type, final status, reply kind or None, a phrase of error_message or None)
+META_EXPECTED = {
+    "text": ("text", "completed", "confirmation", None),
+    "reply_with_context": ("text", "completed", "confirmation", None),
+    "username_text": ("text", "completed", "confirmation", None),
+    "button_reply": ("button", "ignored", None, "'confirm:41:v1' (Confirm): taps are not acted on yet"),
+    "list_reply": ("list", "ignored", None, "'pick:41:2:DAL-MUGI' (Moong Dal)"),
+    "template_quick_reply": ("quick_reply", "ignored", None, "'order-again:41' (Order again)"),
+    "catalog_cart": ("cart", "completed", "confirmation", None),
+    "location": ("location", "completed", "acknowledgement", None),
+    "image": ("image", "needs_attention", "acknowledgement",
+              "photo 1480123456789012 (image/jpeg), caption 'yo list'"),
+    "voice_note": ("voice", "needs_attention", "acknowledgement", "voice note 1480123456789013"),
+    "audio": ("audio", "needs_attention", "acknowledgement", "audio 1480123456789014"),
+    "video": ("video", "needs_attention", "acknowledgement", "video 1480123456789015"),
+    "document": ("document", "needs_attention", "acknowledgement", "document 1480123456789016"),
+    "sticker": ("sticker", "ignored", None, "sticker"),
+    "edit": ("edit", "completed", None, "edit of wamid.K01 recorded"),
+    "revoke": ("delete", "completed", None, "deletion of wamid.K01 recorded"),
+    "reaction": ("reaction", "ignored", None, "reaction 👍 on wamid.CONFIRMATION1"),
+    "group_text": ("text", "ignored", None, "group message"),
+    "with_errors": ("unsupported", "ignored", None,
+                    "provider error: 131051 Message type unknown: Message type is currently not supported."),
+    "interactive_with_errors": ("list", "ignored", None, "provider error: 131060 Interactive message error"),
+    "flow_reply": ("unsupported", "ignored", None, "unsupported message (interactive nfm_reply)"),
+    "contacts_card": ("unsupported", "ignored", None, "unsupported message (contacts)"),
+    "system_changed_number": ("system", "ignored", None, "system message (user_changed_number)"),
+    "short_number": ("text", "completed", "confirmation", None),
+}
+TWILIO_EXPECTED = {
+    "text": ("text", "completed", "confirmation", None),
+    "reply_with_context": ("text", "completed", "confirmation", None),
+    "button": ("button", "ignored", None, "'confirm:41:v1' (Confirm)"),
+    "list_reply": ("list", "ignored", None, "'pick:41:2:DAL-MUGI' (Moong Dal)"),
+    "location": ("location", "completed", "acknowledgement", None),
+    "image": ("image", "needs_attention", "acknowledgement", "photo https://api.twilio.com/"),
+    "voice_note": ("audio", "needs_attention", "acknowledgement", "/Media/MEK07 (audio/ogg)"),
+    "video": ("video", "needs_attention", "acknowledgement", "/Media/MEK08 (video/mp4)"),
+    "document": ("document", "needs_attention", "acknowledgement", "/Media/MEK09 (application/pdf)"),
+    "media_without_type": ("image", "needs_attention", "acknowledgement", "caption '5 kg chini'"),
+    "sticker": ("sticker", "ignored", None, "sticker"),
+    "unsupported": ("unsupported", "ignored", None, "unsupported message (unknown)"),
+    "short_number": ("text", "completed", "confirmation", None),
+}
+
 
 def meta_kind(name: str, **message_fields) -> dict:
     """The Meta webhook of fixture ``name``, its timestamps set to now (inside the replay window)."""

@@ -204,7 +204,7 @@ def _compose(job: Claim, event: InboundMessage, reply: str, shop_id: int | None)
         return ordering.cart_reply_body(order_id, cart, catalog)
     lines = []
     if order_id is None:
-        lines = ordering.read_lines(job.text, catalog)
+        lines = ordering.read_lines(event.text, catalog)
         order_id, items = ordering.create_order(job.id, job.customer, shop_id, lines)
     else:
         items = ordering.order_items(order_id)
