@@ -23,7 +23,9 @@ MESSAGE_STATUSES = (
     "queued", "processing", "completed", "failed", "dead", "rate_limited", "stale", "ignored",
     "needs_attention",
 )
+# outbound_messages.kind: what a reply is.
 REPLY_KINDS = ("confirmation", "clarification", "status_update", "acknowledgement", "help", "price")
+CONFIRMATION, CLARIFICATION, STATUS_UPDATE, ACKNOWLEDGEMENT, HELP, PRICE = REPLY_KINDS
 REPLAYABLE_STATUSES = ("dead", "failed", "rate_limited", "stale")
 SOURCES = ("whatsapp", "twilio")
 ROLES = ("admin", "viewer")

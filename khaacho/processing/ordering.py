@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 
 from khaacho.events import CartItem
 from khaacho.extensions import db
-from khaacho.models import Order, OrderItem, Product
+from khaacho.models import CLARIFICATION, CONFIRMATION, HELP, Order, OrderItem, Product
 from khaacho.orders.matcher import Catalog, OrderLine, read_order
 from khaacho.replies import compose
 
@@ -115,15 +115,15 @@ def reply_body(order_id: int | None, items: list[dict], lines: list[OrderLine],
                catalog: Catalog) -> tuple[str, str]:
     """The reply kind and text: the order's confirmation, the not-found list, or the how-to-order help."""
     if order_id is not None:
-        return "confirmation", compose.confirmation(order_id, reply_lines(items, catalog))
+        return CONFIRMATION, compose.confirmation(order_id, reply_lines(items, catalog))
     if lines:
-        return "clarification", compose.not_found([line.text for line in lines])
-    return "help", compose.help_text()
+        return CLARIFICATION, compose.not_found([line.text for line in lines])
+    return HELP, compose.help_text()
 
 
 def cart_reply_body(order_id: int | None, cart: CartResult, catalog: Catalog) -> tuple[str, str]:
     """The reply kind and text for a cart: its confirmation with what was set aside, or what we lack."""
     if order_id is None:
-        return "clarification", compose.cart_not_found(cart.unknown)
+        return CLARIFICATION, compose.cart_not_found(cart.unknown)
     body = compose.confirmation(order_id, reply_lines(cart.items, catalog))
-    return "confirmation", body + compose.cart_notes(cart.unknown, cart.repriced)
+    return CONFIRMATION, body + compose.cart_notes(cart.unknown, cart.repriced)

@@ -23,7 +23,7 @@ from khaacho import events
 from khaacho.events import InboundMessage
 from khaacho.extensions import db
 from khaacho.logs import request_id_var
-from khaacho.models import Order, OutboundMessage, WebhookMessage, utcnow
+from khaacho.models import ACKNOWLEDGEMENT, Order, OutboundMessage, WebhookMessage, utcnow
 from khaacho.orders.catalog import active_catalog
 from khaacho.processing import kinds, ordering, shops
 from khaacho.processing.retry import in_attempt, record_failure
@@ -191,9 +191,9 @@ def _shop_for(job: Claim, event: InboundMessage) -> tuple[int | None, str | None
 def _compose(job: Claim, event: InboundMessage, reply: str, shop_id: int | None) -> tuple[str, str]:
     """Make the message's order (if it makes one and has none yet); the reply's kind and text."""
     if reply == kinds.LOCATION_ACK:
-        return "acknowledgement", compose.location_saved(event.location.label if event.location else None)
+        return ACKNOWLEDGEMENT, compose.location_saved(event.location.label if event.location else None)
     if reply == kinds.MEDIA_ACK:
-        return "acknowledgement", compose.media_received(kinds.MEDIA_NAMES[event.message_type])
+        return ACKNOWLEDGEMENT, compose.media_received(kinds.MEDIA_NAMES[event.message_type])
     order_id = None if job.first_try else db.session.scalar(
         select(Order.id).where(Order.webhook_message_id == job.id))
     catalog = active_catalog()

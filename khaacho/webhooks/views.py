@@ -107,8 +107,9 @@ def twilio_webhook() -> tuple[Response | str, int] | Response:
 
 def _record(source: str, events: Events, ok: Response,
             reason: str | None = None) -> Response | tuple[Response, int]:
-    if reason is None:
-        reason = events.audit_reason()
+    found = events.audit_reason()
+    if found is not None:
+        reason = f"{reason}; {found}"[:255] if reason else found
     try:
         intake.record(source, events, request.remote_addr, request.path, g.webhook_started, reason)
     except intake.StorageUnavailable:
