@@ -33,6 +33,7 @@ from khaacho.events import (
 CONTACT_KEY = "contact"
 MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
 MAX_TEXT_ID = 256  # reply button and list row ids are at most 256 characters
+MAX_QUANTITY = 100_000  # a cart line beyond this is not a shop's order (and would not fit orders.total)
 
 
 def _get(obj: object, *path: str) -> object:
@@ -141,7 +142,7 @@ def _cart(body: dict, fields: dict) -> str | None:
         if not isinstance(raw, dict):
             continue
         sku, quantity = short_str(raw.get("product_retailer_id"), 64), number(raw.get("quantity"))
-        if sku is None or quantity is None or quantity <= 0:
+        if sku is None or quantity is None or not 0 < quantity <= MAX_QUANTITY:
             continue
         items.append(CartItem(sku, quantity, number(raw.get("item_price")), _str(raw.get("currency"))))
     fields["cart"] = tuple(items)
