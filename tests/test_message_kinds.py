@@ -117,3 +117,17 @@ def test_a_list_tap_naming_a_product_makes_no_order(shop, httpserver, monkeypatc
 def test_a_group_message_gets_no_reply_not_even_a_private_one(shop, httpserver, monkeypatch):
     _run_kind(shop, httpserver, monkeypatch, "whatsapp", "group_text", META_EXPECTED["group_text"])
     assert shops(shop) == []  # a group participant is not a one-to-one customer
+
+
+def test_several_photos_at_once_are_acknowledged_once_and_all_kept(shop, httpserver, monkeypatch):
+    meta_ok(httpserver)
+    hold_tasks(monkeypatch)
+    first = post_kind(shop, "whatsapp", "image")
+    second = post_kind(shop, "whatsapp", "document")
+    with shop.app_context():
+        assert [worker.process(first).status, worker.process(second).status] == ["needs_attention"] * 2
+    (_, _, ack), (message, _, none) = load(shop, first), load(shop, second)
+    assert ack.kind == "acknowledgement" and none is None
+    assert message.error_message.startswith("document 1480123456789016 (application/pdf)")
+    assert message.error_message.endswith("in the last 10 minutes; not told again")
+    assert len(provider_requests(httpserver)) == 1

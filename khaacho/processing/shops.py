@@ -14,9 +14,9 @@ from datetime import datetime
 from sqlalchemy import and_, case, exists, literal, select, update
 from sqlalchemy.orm import aliased
 
-from khaacho.events import Location
+from khaacho.events import MEDIA_KINDS, Location
 from khaacho.extensions import db
-from khaacho.models import Shop, dialect_insert
+from khaacho.models import ACKNOWLEDGEMENT, OutboundMessage, Shop, WebhookMessage, dialect_insert
 
 _shops = Shop.__table__
 
@@ -62,6 +62,17 @@ def _link_phone(phone: str, user_id: str) -> None:
                ~exists().where(other.c.phone_number == phone))
         .values(phone_number=phone)
     )
+
+
+def media_acknowledged_since(shop_id: int | None, since: datetime) -> bool:
+    """Whether the shop was sent an acknowledgement of a photo, voice note or document since ``since``."""
+    if shop_id is None:
+        return False
+    replies, messages = OutboundMessage.__table__, WebhookMessage.__table__
+    return db.session.scalar(select(exists().where(
+        replies.c.shop_id == shop_id, replies.c.kind == ACKNOWLEDGEMENT, replies.c.created_at >= since,
+        messages.c.id == replies.c.webhook_message_id, messages.c.message_type.in_(MEDIA_KINDS),
+    ))) or False
 
 
 def set_location(shop_id: int, location: Location) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select, update
 
@@ -32,6 +32,9 @@ from khaacho.replies import MAX_LENGTH, PermanentSendError, SendError, compose, 
 log = logging.getLogger(__name__)
 
 CLAIMABLE = ("queued", "failed")
+# A shop sending several photos of its list at once is told once that a person will look.
+MEDIA_ACK_WINDOW = timedelta(minutes=10)
+MEDIA_ACKED_NOTE = "the shop was told about its media in the last 10 minutes; not told again"
 UNKNOWN_NOTE = "a worker stopped while sending the reply; not sent again, it may have been delivered"
 
 
@@ -223,6 +226,8 @@ def _prepare_reply(job: Claim, event: InboundMessage, reply: str) -> tuple[Pendi
         .where(OutboundMessage.webhook_message_id == job.id)).one_or_none()
     if outbound is None:
         shop_id, _ = _shop_for(job, event)
+        if reply == kinds.MEDIA_ACK and shops.media_acknowledged_since(shop_id, utcnow() - MEDIA_ACK_WINDOW):
+            return None, MEDIA_ACKED_NOTE
         kind, body = _compose(job, event, reply, shop_id)
         body = compose.shorten(body, MAX_LENGTH[job.source])
         outbound_id = db.session.execute(ADD_REPLY, {
