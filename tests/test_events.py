@@ -39,15 +39,16 @@ def test_a_location_without_valid_coordinates_is_unsupported_not_text(location):
         "unsupported", None, "location without valid coordinates")
 
 
-def test_cart_lines_without_a_sku_or_a_sensible_quantity_are_left_out():
+def test_cart_lines_without_a_sku_or_a_sensible_quantity_are_left_out_and_absurd_prices_unread():
     items = [{"product_retailer_id": "SUGAR", "quantity": "2.5", "item_price": 110},
+             {"product_retailer_id": "SALT", "quantity": 1, "item_price": 1e300},
              {"quantity": 3}, {"product_retailer_id": "RICE", "quantity": 0},
              {"product_retailer_id": "RICE", "quantity": 1e12},
              {"product_retailer_id": "SALT", "quantity": True}, "not a line"]
     event = meta_events.message(_meta_message("catalog_cart", order={"product_items": items}), None)
     assert [(i.sku, i.quantity, i.item_price) for i in event.cart] == [
-        ("SUGAR", Decimal("2.5"), Decimal("110"))]
-    assert event.text == "Cart: SUGAR × 2.5"
+        ("SUGAR", Decimal("2.5"), Decimal("110")), ("SALT", Decimal("1"), None)]
+    assert event.text == "Cart: SUGAR × 2.5, SALT × 1"
 
 
 def test_a_removed_reaction_and_an_edited_caption_are_read():

@@ -34,6 +34,7 @@ CONTACT_KEY = "contact"
 MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
 MAX_TEXT_ID = 256  # reply button and list row ids are at most 256 characters
 MAX_QUANTITY = 100_000  # a cart line beyond this is not a shop's order (and would not fit orders.total)
+MAX_PRICE = 100_000_000
 
 
 def _get(obj: object, *path: str) -> object:
@@ -144,7 +145,10 @@ def _cart(body: dict, fields: dict) -> str | None:
         sku, quantity = short_str(raw.get("product_retailer_id"), 64), number(raw.get("quantity"))
         if sku is None or quantity is None or not 0 < quantity <= MAX_QUANTITY:
             continue
-        items.append(CartItem(sku, quantity, number(raw.get("item_price")), _str(raw.get("currency"))))
+        price = number(raw.get("item_price"))
+        if price is not None and not 0 <= price < MAX_PRICE:
+            price = None  # not a price a shop saw
+        items.append(CartItem(sku, quantity, price, _str(raw.get("currency"))))
     fields["cart"] = tuple(items)
     note = _str(body.get("text"))
     listed = ", ".join(f"{item.sku} × {item.quantity}" for item in items) or "empty"
