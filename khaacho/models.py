@@ -21,7 +21,6 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 
-
 class MessageStatus(StrEnum):
     """What became of a received message: ``webhook_messages.status``, for every layer to share."""
 
@@ -32,13 +31,17 @@ class MessageStatus(StrEnum):
     DEAD = "dead"  # retries exhausted
     RATE_LIMITED = "rate_limited"
     STALE = "stale"
-    IGNORED = "ignored"
+    IGNORED = "ignored"  # nothing to do; error_message says why
+    NEEDS_ATTENTION = "needs_attention"  # for a person: a photo, voice note or document
 
 
 MESSAGE_STATUSES = tuple(status.value for status in MessageStatus)
 # What a replay (CLI, dashboard, one message or in bulk) may re-queue.
 REPLAYABLE_STATUSES = tuple(s.value for s in (MessageStatus.DEAD, MessageStatus.FAILED,
                                                MessageStatus.RATE_LIMITED, MessageStatus.STALE))
+# outbound_messages.kind: what a reply is.
+REPLY_KINDS = ("confirmation", "clarification", "status_update", "acknowledgement", "help", "price")
+CONFIRMATION, CLARIFICATION, STATUS_UPDATE, ACKNOWLEDGEMENT, HELP, PRICE = REPLY_KINDS
 SOURCES = ("whatsapp", "twilio")
 # PostgreSQL channel on which intake announces newly stored ``queued`` messages to the relay.
 INTAKE_CHANNEL = "khaacho_intake"
@@ -95,6 +98,8 @@ class WebhookMessage(db.Model):
     error_count = db.Column(db.Integer, nullable=False, default=0)
     next_attempt_at = db.Column(db.DateTime(timezone=True))  # when a `failed` message is retried
     request_id = db.Column(db.String(64))
+    # The provider id of the message this one replies to, edits, deletes or reacts to (set by the worker).
+    context_message_id = db.Column(db.String(255), index=True)
     processed_at = db.Column(db.DateTime(timezone=True))
     relayed_at = db.Column(db.DateTime(timezone=True))  # when the relay (or the sweep) queued it
     updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
@@ -165,6 +170,25 @@ class WebhookPerformanceMetric(db.Model):
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
 
+class Shop(db.Model):
+    """One WhatsApp customer, known by phone, by business-scoped user id, or both.
+
+    Upserted by the worker for every message it processes (see ``khaacho.processing.shops``).
+    """
+
+    __tablename__ = "shops"
+
+    id = db.Column(BigId, primary_key=True)
+    phone_number = db.Column(db.String(32), unique=True)  # E.164; NULLs do not collide
+    user_id = db.Column(db.String(128), unique=True)
+    profile_name = db.Column(db.String(255))
+    latitude = db.Column(db.Float)
+    longitude = db.Column(db.Float)
+    address = db.Column(db.Text)
+    last_inbound_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
 class Product(db.Model):
     """A catalog item a shopkeeper can order."""
 
@@ -190,6 +214,7 @@ class Order(db.Model):
     webhook_message_id = db.Column(
         BigId, db.ForeignKey("webhook_messages.id", ondelete="CASCADE"), nullable=False, unique=True
     )
+    shop_id = db.Column(BigId, db.ForeignKey("shops.id", ondelete="SET NULL"), index=True)
     phone_number = db.Column(db.String(128))
     status = db.Column(db.String(16), nullable=False, default="received")
     total = db.Column(db.Numeric(12, 2), nullable=False, default=0)
@@ -231,6 +256,8 @@ class OutboundMessage(db.Model):
     webhook_message_id = db.Column(
         BigId, db.ForeignKey("webhook_messages.id", ondelete="CASCADE"), nullable=False, unique=True
     )
+    shop_id = db.Column(BigId, db.ForeignKey("shops.id", ondelete="SET NULL"), index=True)
+    kind = db.Column(db.String(32))  # one of REPLY_KINDS; NULL for replies sent before kinds were kept
     provider = db.Column(db.String(16), nullable=False)
     recipient = db.Column(db.String(128), nullable=False)
     body = db.Column(db.Text, nullable=False)

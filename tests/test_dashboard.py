@@ -8,14 +8,18 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import parse_qsl
 
 import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 from werkzeug import Response
 
+from khaacho import events
+from khaacho.dashboard.simulate import TrafficBuilder, kinds
 from khaacho.extensions import db
 from khaacho.models import REPLAYABLE_STATUSES, Order, OrderItem, OutboundMessage, WebhookMessage
+from khaacho.webhooks import meta, twilio
 from tests.conftest import SECRETS
 from tests.test_auth import login, page_token
 
@@ -300,10 +304,28 @@ def test_simulate_posts_signed_realistic_traffic(app, runner, httpserver):
                 for m in c["value"].get("messages", [])]
     ids = [m["id"] for m in messages]
     assert len(ids) > len(set(ids))  # redeliveries
-    senders = [m["from"] for m in messages]
+    senders = [m.get("from") for m in messages]
     assert max(senders.count(s) for s in set(senders)) >= 10  # the burst
-    assert any(re.search("[\u0900-\u097f]", m["text"]["body"]) for m in messages)
+    assert any(re.search("[\u0900-\u097f]", m.get("text", {}).get("body", "")) for m in messages)
     assert "forged" in result.output and "sent 40 requests" in result.output
+
+
+def test_simulate_sends_every_kind_of_message_in_a_default_run():
+    """``make simulate`` sends 60 requests: every message kind of both providers is among them."""
+    builder = TrafficBuilder("http://127.0.0.1:8000", "secret", "token", "whatsapp:+14155238886", seed=3)
+    seen = set()
+    for kind in kinds(60):
+        delivery = builder.build(kind)
+        if delivery.kind == "forged":
+            continue
+        if delivery.path.endswith("/twilio/webhook"):
+            found = twilio.parse(dict(parse_qsl(delivery.body.decode())))
+        else:
+            found = meta.parse(delivery.body)
+        assert found.dropped == []
+        seen |= {(m.message_type, m.group_id is not None, bool(m.errors)) for m in found.messages}
+    assert {kind for kind, _, _ in seen} == set(events.KINDS) - {events.VIDEO, events.DOCUMENT}
+    assert ("text", True, False) in seen and ("unsupported", False, True) in seen  # a group, an error
 
 
 def test_simulate_is_bounded(runner):

@@ -157,7 +157,7 @@ def test_batch_sample_stores_every_message_with_its_text(any_app, queue):
                        "FROM webhook_messages ORDER BY id")
     assert sorted(stored) == [
         ("+9779841234567", "+9779841234567", "text", "add 1 carton rara", "queued"),
-        ("+9779857654321", "+9779857654321", "interactive", "Confirm", "queued"),
+        ("+9779857654321", "+9779857654321", "button", "Confirm", "queued"),
     ]
     assert len(queue()) == 2
     for message_id, payload in rows(app, "SELECT message_id, payload FROM webhook_messages"):
@@ -166,11 +166,11 @@ def test_batch_sample_stores_every_message_with_its_text(any_app, queue):
     assert rows(app, "SELECT count(*) FROM webhook_signature_log") == [(1,)]
 
 
-def test_reaction_from_a_username_user_is_ignored_and_keyed_by_user_id(app, queue):
+def test_reaction_from_a_username_user_is_keyed_by_user_id_and_left_to_the_worker(app, queue):
     assert post_meta(app.test_client(), fresh(sample("meta-reaction-username.json"))).status_code == 200
-    assert rows(app, "SELECT phone_number, sender_id, message_type, status FROM webhook_messages") == [
-        (None, "NP.13491208655302741918", "reaction", "ignored")]
-    assert queue() == []
+    assert rows(app, "SELECT id, phone_number, sender_id, message_type, status FROM webhook_messages") == [
+        (1, None, "NP.13491208655302741918", "reaction", "queued")]
+    assert queue() == [1]  # the worker marks it ignored and records the shop's profile name
 
 
 def test_text_from_a_username_user_is_queued_under_the_user_id(app, queue):
@@ -284,7 +284,7 @@ def test_twilio_location_message_keeps_the_place_as_text(app, queue):
             "Longitude": "85.3240", "Address": "Ason, Kathmandu", "Label": "Hari Kirana", "Body": ""}
     assert post_twilio(app.test_client(), form).status_code == 200
     assert rows(app, "SELECT message_type, message_text FROM webhook_messages") == [
-        ("location", "Location: Hari Kirana, Ason, Kathmandu (27.7172, 85.3240)")]
+        ("location", "Location: Hari Kirana, Ason, Kathmandu (27.7172, 85.324)")]
 
 
 # --- status callbacks ---------------------------------------------------------------------
@@ -450,5 +450,5 @@ def test_hostile_but_valid_content_is_stored_safely(any_app, queue):
     stored = rows(any_app, "SELECT message_id, message_text, message_type, status FROM webhook_messages "
                            "ORDER BY message_id")
     assert stored == [("wamid.odd", "5 kg chini \ufffd ok", "text", "stale"),
-                      ("wamid.odd2", None, "unknown", "ignored")]
-    assert queue() == []
+                      ("wamid.odd2", None, "unsupported", "queued")]
+    assert len(queue()) == 1  # the worker ignores the unsupported one, saying why

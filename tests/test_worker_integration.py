@@ -25,6 +25,7 @@ from khaacho.models import Order, OutboundMessage, WebhookMessage, WebhookSignat
 from khaacho.orders.catalog import import_catalog
 from khaacho.processing.senders import LIMITER_DOWN_REASON
 from tests.conftest import ROOT, SECRETS, VENV_BIN, free_port, make_config, service_env
+from tests.kinds_support import META_EXPECTED, TWILIO_EXPECTED, meta_kind, twilio_kind
 from tests.support import META_PATH, TWILIO_PATH, meta_text_payload, signed_meta, signed_twilio, wait_for
 
 pytestmark = pytest.mark.integration
@@ -287,3 +288,28 @@ def test_messages_arriving_while_redis_is_down_are_caught_up_by_the_sweep(
         db.session.remove()
         db.engine.dispose()
 
+
+
+def test_every_message_kind_of_both_providers_is_settled_by_the_consumer(stack, processes):
+    """Every kind fixture through gunicorn and a real consumer: final status per kind, one reply each."""
+    base = processes.gunicorn(stack.env, workers=1)
+    consumer = processes.consumer(stack.env)
+    # Media from one shop is acknowledged once in 10 minutes: each media kind comes from a shop of its own.
+    def sender(expected: tuple, i: int) -> str | None:
+        return f"9779810{i:06d}" if expected[1] == "needs_attention" else None
+
+    for i, (name, expected) in enumerate(META_EXPECTED.items()):
+        phone = sender(expected, i)
+        body, headers = signed_meta(meta_kind(name, **({"from": phone} if phone else {})))
+        assert requests.post(base + META_PATH, data=body, headers=headers, timeout=10).status_code == 200
+    for i, (name, expected) in enumerate(TWILIO_EXPECTED.items(), start=100):
+        phone = sender(expected, i)
+        form = twilio_kind(name, MessageSid=f"SMI{name}", **({"From": f"whatsapp:+{phone}"} if phone else {}))
+        url = base + TWILIO_PATH
+        assert requests.post(url, data=form, headers=signed_twilio(url, form), timeout=10).status_code == 200
+
+    outcomes = [*META_EXPECTED.values(), *TWILIO_EXPECTED.values()]
+    expected = Counter(status for _, status, _, _ in outcomes)
+    wait_for(lambda: stack.statuses() == expected, f"every kind settled as {dict(expected)}", logs=[consumer])
+    replies = sum(reply is not None for _, _, reply, _ in outcomes)
+    assert len(stack.provider.replies) == replies == stack.count(OutboundMessage)

@@ -73,9 +73,11 @@ def stats_command(hours: int, source: str) -> None:
 def simulate_command(url: str, count: int, rate: float, seed: int | None) -> None:
     """Post realistic signed webhooks to a running instance so the dashboard comes alive.
 
-    Orders in English, romanized Nepali and Devanagari from several shops, redeliveries
-    (duplicates), a burst from one shop, a forged signature, Twilio messages and status
-    callbacks, signed with WHATSAPP_APP_SECRET (first secret) and TWILIO_AUTH_TOKEN.
+    Orders in English, romanized Nepali and Devanagari from several shops, every other kind of
+    message (carts, locations, photos, voice notes, taps, edits, deletions, reactions, stickers,
+    group and system messages, messages with errors), redeliveries (duplicates), a burst from
+    one shop, a forged signature, Twilio messages and status callbacks, signed with
+    WHATSAPP_APP_SECRET (first secret) and TWILIO_AUTH_TOKEN.
     """
     if not url.startswith(("http://", "https://")):
         raise click.BadParameter("use an http:// or https:// URL", param_hint="--url")
@@ -102,10 +104,10 @@ def simulate_command(url: str, count: int, rate: float, seed: int | None) -> Non
                     f"cannot reach {url} ({type(exc).__name__}); is the app running (make run)?"
                 ) from None
             results[(delivery.kind, response.status_code)] += 1
-            click.echo(f"{index + 1:4d} {delivery.kind:<13} {response.status_code}  {delivery.note}")
+            click.echo(f"{index + 1:4d} {delivery.kind:<20} {response.status_code}  {delivery.note}")
     click.echo(f"\nsent {count} requests in {time.monotonic() - started:.1f} s:")
     for (kind, status), n in sorted(results.items()):
-        click.echo(f"  {kind:<13} {status}  x{n}")
+        click.echo(f"  {kind:<20} {status}  x{n}")
 
 
 def init_app(app: Flask) -> None:

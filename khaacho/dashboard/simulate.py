@@ -37,10 +37,67 @@ SHOPS = (
     ("9779860011223", "Ram Suppliers"),
     ("9779818899001", "Janakpur Traders"),
 )
-# One cycle of the mix; a burst from one shop is spliced into the middle of the run.
-PATTERN = ("order", "order", "twilio", "duplicate", "order", "forged", "order", "twilio_status",
-           "order", "meta_status")
+# One cycle of the mix; a burst from one shop is spliced into the middle of the run. Each
+# "kind" slot sends the next of MESSAGE_KINDS, so a run of 60 sends every kind of message.
+PATTERN = ("order", "kind", "twilio", "kind", "duplicate", "kind", "order", "kind", "forged", "kind",
+           "twilio_status", "kind", "meta_status", "kind")
 BURST_MAX = 12
+
+
+USER_ID = "NP.13491208655302741918"
+MEDIA_URL = "https://api.twilio.com/2010-04-01/Accounts/AC00000000000000000000000000000000/Messages/{sid}/Media/ME1"
+# Each Meta kind as the fields of its value.messages[] item (given the id of an earlier message).
+META_KINDS = {
+    "cart": lambda _: {"type": "order", "order": {"catalog_id": "1234567890", "text": "", "product_items": [
+        {"product_retailer_id": "SUGAR", "quantity": 5, "item_price": 110, "currency": "NPR"},
+        {"product_retailer_id": "WAI-WAI", "quantity": 10, "item_price": 20, "currency": "NPR"},
+        {"product_retailer_id": "NOODLE-OLD", "quantity": 2, "item_price": 15, "currency": "NPR"}]}},
+    "location": lambda _: {"type": "location", "location": {
+        "latitude": 27.6939, "longitude": 85.2946, "name": "Salt Trading Corporation Ltd",
+        "address": "Kalimati, Kathmandu 44600"}},
+    "image": lambda _: {"type": "image", "image": {"caption": "yo list", "mime_type": "image/jpeg",
+                                                   "sha256": "b1c2", "id": "1480123456789012"}},
+    "voice_note": lambda _: {"type": "audio", "audio": {
+        "mime_type": "audio/ogg; codecs=opus", "sha256": "c2d3", "id": "1480123456789013", "voice": True}},
+    "button_reply": lambda earlier: {"type": "interactive", "context": {"id": earlier}, "interactive": {
+        "type": "button_reply", "button_reply": {"id": "confirm", "title": "Confirm"}}},
+    "list_reply": lambda earlier: {"type": "interactive", "context": {"id": earlier}, "interactive": {
+        "type": "list_reply",
+        "list_reply": {"id": "DAL-MUGI", "title": "Moong Dal", "description": "NPR 200 / kg"}}},
+    "quick_reply": lambda earlier: {"type": "button", "context": {"id": earlier},
+                                    "button": {"payload": "order-again", "text": "Order again"}},
+    "edit": lambda earlier: {"type": "edit", "edit": {"original_message_id": earlier, "message": {
+        "type": "text", "text": {"body": "10 kg chini"}}}},
+    "revoke": lambda earlier: {"type": "revoke", "revoke": {"original_message_id": earlier}},
+    "reaction": lambda earlier: {"type": "reaction",
+                                 "reaction": {"message_id": earlier, "emoji": "\U0001f44d"}},
+    "sticker": lambda _: {"type": "sticker", "sticker": {"mime_type": "image/webp", "sha256": "a6b7",
+                                                         "id": "1480123456789017", "animated": False}},
+    "group": lambda _: {"type": "text", "text": {"body": "5 kg chini"},
+                        "group_id": "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"},
+    "errors": lambda _: {"type": "unsupported", "errors": [{
+        "code": 131051, "title": "Message type unknown",
+        "error_data": {"details": "Message type is currently not supported."}}]},
+    "system": lambda _: {"type": "system", "system": {
+        "body": "User changed from 9779860011223 to 9779860011224", "wa_id": "9779860011224",
+        "type": "user_changed_number"}},
+    "username": lambda _: {"from_user_id": USER_ID, "type": "text", "text": {"body": "3 kg chini"}},
+}
+# Each Twilio kind as the fields it adds to the form (given the message's SID).
+TWILIO_KINDS = {
+    "button": lambda _: {"MessageType": "button", "ButtonPayload": "confirm", "ButtonText": "Confirm",
+                         "Body": "Confirm"},
+    "list_reply": lambda _: {"MessageType": "interactive", "ListId": "DAL-MUGI", "ListTitle": "Moong Dal",
+                             "Body": "Moong Dal"},
+    "location": lambda _: {"MessageType": "location", "Latitude": "27.6939", "Longitude": "85.2946",
+                           "Address": "Kalimati, Kathmandu 44600", "Label": "Hari Kirana Pasal", "Body": ""},
+    "image": lambda sid: {"MessageType": "image", "NumMedia": "1", "MediaUrl0": MEDIA_URL.format(sid=sid),
+                          "MediaContentType0": "image/jpeg", "Body": "yo list"},
+    "voice_note": lambda sid: {"MessageType": "audio", "NumMedia": "1",
+                               "MediaUrl0": MEDIA_URL.format(sid=sid), "MediaContentType0": "audio/ogg",
+                               "Body": ""},
+}
+MESSAGE_KINDS = [("meta", name) for name in META_KINDS] + [("twilio", name) for name in TWILIO_KINDS]
 
 
 @dataclass(frozen=True)
@@ -92,6 +149,8 @@ class TrafficBuilder:
 
     def __init__(self, base_url: str, meta_secret: str, twilio_token: str | None,
                  twilio_number: str, seed: int | None = None) -> None:
+        self.kind_index = 0
+        self.last_order_id: str | None = None  # what edits, deletes, taps and reactions refer to
         self.base_url = base_url.rstrip("/")
         self.meta_secret = meta_secret
         self.twilio = RequestValidator(twilio_token) if twilio_token else None
@@ -115,6 +174,10 @@ class TrafficBuilder:
         """The next request of this kind (Twilio kinds fall back to Meta orders without a token)."""
         if kind in ("twilio", "twilio_status") and self.twilio is None:
             kind = "order"
+        if kind == "kind":
+            delivery = self._message_kind()
+            self.sent.append(delivery)
+            return delivery
         if kind == "duplicate":
             originals = [d for d in self.sent if d.kind in ("order", "burst")]
             if originals:
@@ -130,7 +193,9 @@ class TrafficBuilder:
 
     def _order(self) -> Delivery:
         shop, text = self.rng.choice(SHOPS), self.rng.choice(ORDERS)
-        return self._signed_meta("order", _meta_message(shop, text, _wamid()), f"+{shop[0]}: {text!r}")
+        self.last_order_id = _wamid()
+        body = _meta_message(shop, text, self.last_order_id)
+        return self._signed_meta("order", body, f"+{shop[0]}: {text!r}")
 
     def _burst(self) -> Delivery:
         text = self.rng.choice(ORDERS)
@@ -165,3 +230,28 @@ class TrafficBuilder:
                   "AccountSid": "AC" + "0" * 32, "From": self.twilio_number, "To": f"whatsapp:+{phone}",
                   "ChannelPrefix": "whatsapp", "ErrorCode": ""}
         return self._twilio_form("twilio_status", params, f"delivered to +{phone}")
+
+    def _message_kind(self) -> Delivery:
+        """The next of MESSAGE_KINDS (Meta's only, without a Twilio token)."""
+        usable = [k for k in MESSAGE_KINDS if self.twilio is not None or k[0] == "meta"]
+        provider, name = usable[self.kind_index % len(usable)]
+        self.kind_index += 1
+        phone, shop_name = self.rng.choice(SHOPS)
+        if provider == "twilio":
+            sid = "SM" + uuid.uuid4().hex
+            params = {"MessageSid": sid, "SmsMessageSid": sid, "AccountSid": "AC" + "0" * 32,
+                      "From": f"whatsapp:+{phone}", "To": self.twilio_number, "NumMedia": "0",
+                      "ProfileName": shop_name, "WaId": phone, "ApiVersion": "2010-04-01",
+                      **TWILIO_KINDS[name](sid)}
+            return self._twilio_form(f"twilio_{name}", params, f"+{phone}: {name}")
+        message = {"from": phone, "id": _wamid(), "timestamp": str(int(time.time())),
+                   **META_KINDS[name](self.last_order_id or _wamid())}
+        contact = {"profile": {"name": shop_name}, "wa_id": phone}
+        if name == "username":
+            message.pop("from")
+            contact = {"profile": {"name": shop_name.lower().replace(" ", "_")}, "user_id": USER_ID}
+        # System messages come without a contacts array.
+        value = {"messages": [message]}
+        if name != "system":
+            value["contacts"] = [contact]
+        return self._signed_meta(f"meta_{name}", _meta_body(value), f"+{phone}: {name}")

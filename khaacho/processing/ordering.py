@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import insert, select
 
+from khaacho.events import CartItem
 from khaacho.extensions import db
-from khaacho.models import Order, OrderItem, Product
+from khaacho.models import CLARIFICATION, CONFIRMATION, HELP, Order, OrderItem, Product
 from khaacho.orders.matcher import Catalog, OrderLine, read_order
 from khaacho.replies import compose
 
@@ -34,19 +36,60 @@ def _product_names(catalog: Catalog) -> dict[int, tuple[str, str]]:
     return _products[1]
 
 
-def create_order(message_id: int, customer: str, lines: list[OrderLine]) -> tuple[int | None, list[dict]]:
+def create_order(message_id: int, customer: str, shop_id: int | None,
+                 lines: list[OrderLine]) -> tuple[int | None, list[dict]]:
     """Insert (not commit) the order for the lines; returns its id and items, or None when none matched."""
     if not any(line.product_id is not None for line in lines):
         return None, []
     items = [{"raw_text": line.text, "product_id": line.product_id, "unit": line.unit,
               "quantity": Decimal(str(round(line.quantity, 3))), "unit_price": line.unit_price}
              for line in lines]
+    return _insert(message_id, customer, shop_id, items), items
+
+
+def _insert(message_id: int, customer: str, shop_id: int | None, items: list[dict]) -> int:
     total = sum(((item["quantity"] * item["unit_price"]).quantize(CENT) for item in items
                  if item["product_id"] is not None and item["unit_price"] is not None), Decimal("0"))
     order_id = db.session.execute(ADD_ORDER, {"webhook_message_id": message_id, "phone_number": customer,
-                                              "status": "received", "total": total}).scalar_one()
+                                              "shop_id": shop_id, "status": "received",
+                                              "total": total}).scalar_one()
     db.session.execute(ADD_ITEMS, [dict(item, order_id=order_id) for item in items])
-    return order_id, items
+    return order_id
+
+
+@dataclass(frozen=True)
+class CartResult:
+    """A cart read against the catalog: the order's items, SKUs we do not sell, prices that changed."""
+
+    items: list[dict]
+    unknown: list[str]
+    repriced: list[compose.Repriced]
+
+
+def read_cart(cart: tuple[CartItem, ...]) -> CartResult:
+    """The cart's lines at catalog prices; SKUs not in the active catalog are set aside."""
+    skus = [item.sku for item in cart]
+    products = {p.sku: p for p in db.session.execute(
+        select(Product.id, Product.sku, Product.name, Product.unit, Product.price)
+        .where(Product.sku.in_(skus), Product.active.is_(True)))}
+    items, unknown, repriced = [], [], []
+    for line in cart:
+        product = products.get(line.sku)
+        if product is None:
+            unknown.append(line.sku)
+            continue
+        items.append({"raw_text": f"{line.sku} × {compose.number(line.quantity)}", "product_id": product.id,
+                      "quantity": line.quantity.quantize(Decimal("0.001")), "unit": product.unit,
+                      "unit_price": product.price})
+        if line.item_price is not None and line.item_price.quantize(CENT) != product.price:
+            repriced.append(compose.Repriced(product.name, line.item_price, product.price))
+    return CartResult(items, unknown, repriced)
+
+
+def create_cart_order(message_id: int, customer: str, shop_id: int | None,
+                      cart: CartResult) -> int | None:
+    """Insert (not commit) the order of a cart's known products; None when it has none."""
+    return _insert(message_id, customer, shop_id, cart.items) if cart.items else None
 
 
 def order_items(order_id: int) -> list[dict]:
@@ -68,10 +111,19 @@ def reply_lines(items: list[dict], catalog: Catalog) -> list[compose.ReplyLine]:
     return lines
 
 
-def reply_body(order_id: int | None, items: list[dict], lines: list[OrderLine], catalog: Catalog) -> str:
-    """The confirmation for an order, the not-found list, or the how-to-order help."""
+def reply_body(order_id: int | None, items: list[dict], lines: list[OrderLine],
+               catalog: Catalog) -> tuple[str, str]:
+    """The reply kind and text: the order's confirmation, the not-found list, or the how-to-order help."""
     if order_id is not None:
-        return compose.confirmation(order_id, reply_lines(items, catalog))
+        return CONFIRMATION, compose.confirmation(order_id, reply_lines(items, catalog))
     if lines:
-        return compose.not_found([line.text for line in lines])
-    return compose.help_text()
+        return CLARIFICATION, compose.not_found([line.text for line in lines])
+    return HELP, compose.help_text()
+
+
+def cart_reply_body(order_id: int | None, cart: CartResult, catalog: Catalog) -> tuple[str, str]:
+    """The reply kind and text for a cart: its confirmation with what was set aside, or what we lack."""
+    if order_id is None:
+        return CLARIFICATION, compose.cart_not_found(cart.unknown)
+    body = compose.confirmation(order_id, reply_lines(cart.items, catalog))
+    return CONFIRMATION, body + compose.cart_notes(cart.unknown, cart.repriced)

@@ -15,21 +15,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select, update
 
+from khaacho import events
+from khaacho.events import InboundMessage
 from khaacho.extensions import db
 from khaacho.logs import request_id_var
-from khaacho.models import Order, OutboundMessage, WebhookMessage, utcnow
+from khaacho.models import ACKNOWLEDGEMENT, Order, OutboundMessage, WebhookMessage, utcnow
 from khaacho.orders.catalog import active_catalog
-from khaacho.processing import ordering
+from khaacho.processing import kinds, ordering, shops
 from khaacho.processing.retry import in_attempt, record_failure
 from khaacho.replies import MAX_LENGTH, PermanentSendError, SendError, compose, send_reply
 
 log = logging.getLogger(__name__)
 
 CLAIMABLE = ("queued", "failed")
-NO_REPLY_TYPES = frozenset({"reaction"})
+# A shop sending several photos of its list at once is told once that a person will look.
+MEDIA_ACK_WINDOW = timedelta(minutes=10)
+MEDIA_ACKED_NOTE = "the shop was told about its media in the last 10 minutes; not told again"
 UNKNOWN_NOTE = "a worker stopped while sending the reply; not sent again, it may have been delivered"
 
 
@@ -51,9 +56,17 @@ class Claim:
     source: str
     provider_message_id: str
     customer: str
+    phone_number: str | None
     message_type: str
     text: str | None
+    payload: object
+    sent_at: datetime | None  # the message's own timestamp
     request_id: str | None
+
+    def event(self) -> InboundMessage:
+        """The typed event of the claimed message."""
+        return kinds.event_of(self.source, self.message_type, self.text, self.payload,
+                              self.provider_message_id, self.customer, self.phone_number)
 
 
 @dataclass(frozen=True)
@@ -74,7 +87,8 @@ CLAIM = (
             updated_at=bindparam("_now"))
     .returning(_messages.c.attempts, _messages.c.error_count, _messages.c.webhook_source,
                _messages.c.message_id, _messages.c.phone_number, _messages.c.sender_id,
-               _messages.c.message_type, _messages.c.message_text, _messages.c.request_id)
+               _messages.c.message_type, _messages.c.message_text, _messages.c.payload,
+               _messages.c.message_timestamp, _messages.c.request_id)
 )
 ADD_REPLY = insert(_replies).returning(_replies.c.id)
 MARK_SENT = (update(_replies).where(_replies.c.id == bindparam("_id"))
@@ -82,7 +96,8 @@ MARK_SENT = (update(_replies).where(_replies.c.id == bindparam("_id"))
                      last_error=None))
 FINISH = (update(_messages).where(in_attempt(bindparam("_id"), bindparam("_attempt")))
           .values(status=bindparam("_status"), processed_at=bindparam("_now"),
-                  error_message=bindparam("_note"), next_attempt_at=None))
+                  error_message=bindparam("_note"), context_message_id=bindparam("_context"),
+                  next_attempt_at=None))
 
 
 def _claim(message_id: int) -> Claim | None:
@@ -90,8 +105,8 @@ def _claim(message_id: int) -> Claim | None:
     if row is None:
         return None
     return Claim(message_id, row.attempts, row.attempts == 1 and row.error_count == 0, row.webhook_source,
-                 row.message_id, row.phone_number or row.sender_id, row.message_type, row.message_text,
-                 row.request_id)
+                 row.message_id, row.phone_number or row.sender_id, row.phone_number, row.message_type,
+                 row.message_text, row.payload, row.message_timestamp, row.request_id)
 
 
 def claim(message_id: int) -> Claim | None:
@@ -114,8 +129,13 @@ def process(message_id: int) -> Outcome:
             log.info("message %s is not queued or failed; nothing to do", message_id,
                      extra={"message_id": message_id})
             return Outcome("skipped")
-        ignored = job.message_type in NO_REPLY_TYPES
-        pending, note = (None, None) if ignored else _prepare_reply(job)
+        event = job.event()
+        decision = kinds.decide(event)
+        if decision.reply is None:
+            pending, note = None, _join(decision.note, _shop_for(job, event)[1])
+        else:
+            pending, note = _prepare_reply(job, event, decision.reply)
+            note = _join(decision.note, note)
     except Exception as exc:
         db.session.rollback()
         log.exception("message %s could not be prepared", message_id, extra={"message_id": message_id})
@@ -123,8 +143,8 @@ def process(message_id: int) -> Outcome:
     token = request_id_var.set(job.request_id)
     try:
         if pending is None:
-            return _finish(job, "ignored" if ignored else "completed", note=note)
-        return _send(job, pending)
+            return _finish(job, decision.status, note=note, context=event.context_id)
+        return _send(job, pending, decision.status, note, event.context_id)
     finally:
         request_id_var.reset(token)
 
@@ -137,7 +157,7 @@ def _fail_unprepared(message_id: int, reason: str) -> Outcome:
     return Outcome(*record_failure(job.id, job.attempt, reason))
 
 
-def _send(job: Claim, pending: PendingSend) -> Outcome:
+def _send(job: Claim, pending: PendingSend, status: str, note: str | None, context: str | None) -> Outcome:
     try:
         provider_id = send_reply(
             job.source, pending.recipient, pending.body,
@@ -150,11 +170,52 @@ def _send(job: Claim, pending: PendingSend) -> Outcome:
         # Not a provider answer: whether the reply went out is unknown, so it stays ``sending``.
         log.exception("message %s: sending the reply failed", job.id, extra={"message_id": job.id})
         return Outcome(*record_failure(job.id, job.attempt, f"{exc.__class__.__name__}: {exc}"))
-    return _finish(job, "completed", sent=(pending.outbound_id, provider_id))
+    return _finish(job, status, note=note, sent=(pending.outbound_id, provider_id), context=context)
 
 
-def _prepare_reply(job: Claim) -> tuple[PendingSend | None, str | None]:
-    """Add the order and the reply; returns the reply to send, committed as ``sending``, or a note.
+def _join(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None
+
+
+def _shop_for(job: Claim, event: InboundMessage) -> tuple[int | None, str | None]:
+    """Upsert the sender's shop (not for group or system messages); its id and a note for ops."""
+    if event.group_id is not None:
+        return None, None  # a participant of a group is not talking to us one to one
+    if event.message_type == events.SYSTEM:
+        if event.detail == "user_changed_number":
+            return None, shops.move_number(event.phone_number, event.new_phone)
+        return None, None
+    shop_id = shops.upsert(event.phone_number, event.user_id, event.profile_name, job.sent_at or utcnow())
+    if shop_id is not None and event.location is not None:
+        shops.set_location(shop_id, event.location)
+    return shop_id, None
+
+
+def _compose(job: Claim, event: InboundMessage, reply: str, shop_id: int | None) -> tuple[str, str]:
+    """Make the message's order (if it makes one and has none yet); the reply's kind and text."""
+    if reply == kinds.LOCATION_ACK:
+        return ACKNOWLEDGEMENT, compose.location_saved(event.location.label if event.location else None)
+    if reply == kinds.MEDIA_ACK:
+        return ACKNOWLEDGEMENT, compose.media_received(kinds.MEDIA_NAMES[event.message_type])
+    order_id = None if job.first_try else db.session.scalar(
+        select(Order.id).where(Order.webhook_message_id == job.id))
+    catalog = active_catalog()
+    if reply == kinds.CART_ORDER:
+        cart = ordering.read_cart(event.cart)
+        if order_id is None:
+            order_id = ordering.create_cart_order(job.id, job.customer, shop_id, cart)
+        return ordering.cart_reply_body(order_id, cart, catalog)
+    lines = []
+    if order_id is None:
+        lines = ordering.read_lines(event.text, catalog)
+        order_id, items = ordering.create_order(job.id, job.customer, shop_id, lines)
+    else:
+        items = ordering.order_items(order_id)
+    return ordering.reply_body(order_id, items, lines, catalog)
+
+
+def _prepare_reply(job: Claim, event: InboundMessage, reply: str) -> tuple[PendingSend | None, str | None]:
+    """Add the shop, the order and the reply; returns the reply to send, committed as ``sending``, or a note.
 
     Without a reply to send nothing is committed here: ``_finish`` commits the claim with the
     final status. On a first try the lookups are skipped; should an order or reply exist after
@@ -164,19 +225,14 @@ def _prepare_reply(job: Claim) -> tuple[PendingSend | None, str | None]:
         select(OutboundMessage.id, OutboundMessage.status, OutboundMessage.recipient, OutboundMessage.body)
         .where(OutboundMessage.webhook_message_id == job.id)).one_or_none()
     if outbound is None:
-        order_id = None if job.first_try else db.session.scalar(
-            select(Order.id).where(Order.webhook_message_id == job.id))
-        catalog = active_catalog()
-        lines = []
-        if order_id is None:
-            lines = ordering.read_lines(job.text, catalog)
-            order_id, items = ordering.create_order(job.id, job.customer, lines)
-        else:
-            items = ordering.order_items(order_id)
-        body = compose.shorten(ordering.reply_body(order_id, items, lines, catalog), MAX_LENGTH[job.source])
+        shop_id, _ = _shop_for(job, event)
+        if reply == kinds.MEDIA_ACK and shops.media_acknowledged_since(shop_id, utcnow() - MEDIA_ACK_WINDOW):
+            return None, MEDIA_ACKED_NOTE
+        kind, body = _compose(job, event, reply, shop_id)
+        body = compose.shorten(body, MAX_LENGTH[job.source])
         outbound_id = db.session.execute(ADD_REPLY, {
-            "webhook_message_id": job.id, "provider": job.source, "recipient": job.customer, "body": body,
-            "status": "sending", "attempts": 1,
+            "webhook_message_id": job.id, "shop_id": shop_id, "kind": kind, "provider": job.source,
+            "recipient": job.customer, "body": body, "status": "sending", "attempts": 1,
         }).scalar_one()
         db.session.commit()
         return PendingSend(outbound_id, job.customer, body), None
@@ -202,13 +258,14 @@ def _set_outbound(outbound_id: int, current: str, **values) -> None:
     db.session.commit()
 
 
-def _finish(job: Claim, status: str, note: str | None = None, sent: tuple[int, str] | None = None) -> Outcome:
+def _finish(job: Claim, status: str, note: str | None = None, sent: tuple[int, str] | None = None,
+            context: str | None = None) -> Outcome:
     """Record the sent reply and the message's final status in one transaction."""
     now = utcnow()
     if sent is not None:
         db.session.execute(MARK_SENT, {"_id": sent[0], "_provider_id": sent[1], "_now": now})
     changed = db.session.execute(FINISH, {"_id": job.id, "_attempt": job.attempt, "_status": status,
-                                          "_now": now, "_note": note}).rowcount
+                                          "_now": now, "_note": note, "_context": context}).rowcount
     db.session.commit()
     if not changed:
         log.warning("message %s was handed to another worker before attempt %s finished", job.id, job.attempt,

@@ -1,4 +1,4 @@
-"""The text of confirmation and help replies, in English and romanized Nepali."""
+"""The text of confirmation, help and acknowledgement replies, in English and romanized Nepali."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ class ReplyLine:
     @property
     def amount(self) -> Decimal | None:
         return None if self.price is None else (self.quantity * self.price).quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class Repriced:
+    """A cart line whose price in the shop's cart differs from today's catalog price."""
+
+    name: str
+    cart_price: Decimal
+    price: Decimal
 
 
 def money(amount: Decimal) -> str:
@@ -69,6 +78,38 @@ def not_found(texts: list[str]) -> str:
     out = ["Sorry, we could not find these in our catalog. / Maaf garnus, yo saman hamro suchi ma bhetiyena.",
            *_unclear_block([f'"{text}"' for text in texts])]
     return "\n".join(out) + "\n\n" + help_text()
+
+
+def cart_notes(unknown: list[str], repriced: list[Repriced]) -> str:
+    """What of a cart did not go into the order as it was: SKUs we do not sell, prices that changed."""
+    out = []
+    if unknown:
+        out += ["", "Not in our catalog, left out / Hamro suchi ma chhaina, order ma rakhiyena:",
+                *(f"• {sku}" for sku in unknown)]
+    if repriced:
+        out += ["", "Priced at today's rate / Aajako rate ma:",
+                *(f"• {r.name}: {money(r.price)} (cart showed {money(r.cart_price)})" for r in repriced)]
+    return "\n".join(out)
+
+
+def cart_not_found(unknown: list[str]) -> str:
+    """A cart with nothing we sell: list what it held and show how to order."""
+    return "\n".join(["Sorry, the items in your cart are not in our catalog. / "
+                      "Maaf garnus, cart ka saman hamro suchi ma bhetiyena.",
+                      *(f"• {sku}" for sku in unknown)]) + "\n\n" + help_text()
+
+
+def location_saved(label: str | None) -> str:
+    """The acknowledgement of a shared location."""
+    place = f": {label}" if label else "."
+    return "\n".join([f"Thank you! We saved this as your delivery location{place}",
+                      "Dhanyabad! Yo thegana delivery ko lagi rakhyau."])
+
+
+def media_received(name: str) -> str:
+    """The acknowledgement of a photo, voice note or document: a person will look at it."""
+    return "\n".join([f"Thank you, we received your {name}. A person will look at it and reply soon.",
+                      f"Dhanyabad, tapaiko {name} paayau. Hamro manchhe le herera chhitto jawaf dinchha."])
 
 
 def help_text() -> str:

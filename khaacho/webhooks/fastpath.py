@@ -63,8 +63,8 @@ class FastPath:
             events = meta.parse(body)
         except meta.MalformedPayload:
             return None
-        if not (events.messages or events.statuses):
-            return None
+        if not (events.messages or events.statuses) or events.dropped:
+            return None  # the view audits what was not stored, and why
 
         request_id = logs.request_id_for(environ.get("HTTP_X_REQUEST_ID"))
         token = logs.request_id_var.set(request_id)

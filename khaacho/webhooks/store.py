@@ -26,29 +26,23 @@ import weakref
 from datetime import UTC, datetime
 
 from flask import Flask
-from sqlalchemy import Executable, Select, bindparam, case, func, literal, literal_column, or_, select, update
+from sqlalchemy import Executable, Select, bindparam, func, literal, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from khaacho import delivery
+from khaacho.events import Events, InboundMessage
 from khaacho.extensions import db
-from khaacho.models import INTAKE_CHANNEL, OutboundMessage, WebhookMessage, dialect_insert, utcnow
+from khaacho.models import INTAKE_CHANNEL, WebhookMessage, dialect_insert, utcnow
 from khaacho.webhooks import audit
-from khaacho.webhooks.meta import Events, InboundMessage, StatusUpdate
 
 log = logging.getLogger(__name__)
 FUTURE_TOLERANCE_SECONDS = 300
-# Delivery statuses in the order they can happen; a callback never moves a message backwards,
-# so a late "delivered" after "read" changes nothing and repeats are no-ops.
-DELIVERY_RANK = {
-    "accepted": 1, "scheduled": 1, "queued": 1, "sending": 2, "sent": 3,
-    "delivered": 4, "undelivered": 4, "failed": 4, "read": 5,
-}
 UNAVAILABLE = "storage unavailable, retry later"  # the 503's error, with Retry-After
 QUEUED = "queued"
 _ENGINE_KEY = "khaacho_intake_engine"
 _messages = WebhookMessage.__table__
-_outbound = OutboundMessage.__table__
 # What a new message row binds; its counters start at zero and its three times are the request's
 # ``now`` (see :func:`_new_row`).
 _BOUND_COLUMNS = (
@@ -76,7 +70,7 @@ def store(app: Flask, source: str, events: Events, *, client_ip: str | None, end
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     rows = [_row(source, m, statuses[m.message_id], now, elapsed_ms, request_id) for m in messages]
     audit_params = {**audit.valid_params(source, endpoint, client_ip, reason), "now": now}
-    side = _status_update(events.statuses, now)
+    side = delivery.status_update(events.statuses)
     try:
         engine = app.extensions.get(_ENGINE_KEY)
         if engine is not None:
@@ -190,9 +184,7 @@ def _distinct(messages: list[InboundMessage]) -> list[InboundMessage]:
 def _classify(messages: list[InboundMessage], now: float, max_age: int) -> dict[str, str]:
     statuses = {}
     for m in messages:
-        if m.ignored:
-            statuses[m.message_id] = "ignored"
-        elif m.timestamp is not None and not (
+        if m.timestamp is not None and not (
             now - max_age <= m.timestamp <= now + FUTURE_TOLERANCE_SECONDS
         ):
             statuses[m.message_id] = "stale"
@@ -211,26 +203,3 @@ def _row(source: str, m: InboundMessage, status: str, now: datetime, elapsed_ms:
         "message_timestamp": datetime.fromtimestamp(m.timestamp, UTC) if plausible else None,
         "request_id": request_id, "now": now,
     }
-
-
-def _status_update(updates: list[StatusUpdate], now: datetime) -> Executable | None:
-    """One UPDATE moving each matching outbound message forward to its newest known status, or None."""
-    best: dict[str, StatusUpdate] = {}
-    for u in updates:
-        rank = DELIVERY_RANK.get(u.status)
-        current = best.get(u.provider_message_id)
-        if rank is not None and (current is None or rank > DELIVERY_RANK[current.status]):
-            best[u.provider_message_id] = u
-    if not best:
-        return None
-    pid = _outbound.c.provider_message_id
-    current_rank = func.coalesce(case(DELIVERY_RANK, value=_outbound.c.delivery_status), 0)
-    new_status = case({k: u.status for k, u in best.items()}, value=pid)
-    new_rank = case({k: DELIVERY_RANK[u.status] for k, u in best.items()}, value=pid)
-    return (
-        update(_outbound)
-        .where(or_(*(pid == k for k in best)), current_rank < new_rank)
-        .values(delivery_status=new_status, updated_at=now,
-                delivery_error=case({k: u.error for k, u in best.items()}, value=pid,
-                                    else_=_outbound.c.delivery_error))
-    )

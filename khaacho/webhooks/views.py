@@ -9,8 +9,8 @@ import time
 from flask import Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from khaacho.events import Events
 from khaacho.webhooks import audit, bp, meta, metrics, store, twilio
-from khaacho.webhooks.meta import Events
 
 META_SIGNATURE_HEADER = "X-Hub-Signature-256"
 TWILIO_SIGNATURE_HEADER = "X-Twilio-Signature"
@@ -113,8 +113,9 @@ def twilio_webhook() -> tuple[Response | str, int] | Response:
 def _record(source: str, events: Events, ok: Response | None,
             reason: str | None = None) -> Response | tuple[Response, int] | None:
     """Store the request and answer ``ok``, or 503; with ``ok`` None only audit it, come what may."""
-    if reason is None and not (events.messages or events.statuses):
-        reason = "no messages or statuses"
+    found = events.audit_reason()
+    if found is not None:
+        reason = f"{reason}; {found}"[:255] if reason else found
     try:
         store.store(current_app._get_current_object(), source, events, client_ip=request.remote_addr,
                     endpoint=request.path, started=g.webhook_started, request_id=g.get("request_id"),
