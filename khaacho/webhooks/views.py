@@ -113,7 +113,7 @@ def twilio_webhook() -> tuple[Response | str, int] | Response:
 def _record(source: str, events: Events, ok: Response | None,
             reason: str | None = None) -> Response | tuple[Response, int] | None:
     """Store the request and answer ``ok``, or 503; with ``ok`` None only audit it, come what may."""
-    found = events.audit_reason()
+    found = events.audit_reason() if reason is None or events.dropped else None
     if found is not None:
         reason = f"{reason}; {found}"[:255] if reason else found
     try:
