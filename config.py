@@ -195,7 +195,7 @@ class TestConfig(Config):
 
 
 def environment_name() -> str:
-    """APP_ENV and/or FLASK_ENV, each one of :data:`KNOWN_ENVIRONMENTS` and agreeing; development when unset."""
+    """APP_ENV and/or FLASK_ENV: known, and agreeing when both are set; development when unset."""
     found = {}
     for name in ("APP_ENV", "FLASK_ENV"):
         raw = env_str(name)
