@@ -19,6 +19,8 @@ from khaacho.models import REPLAYABLE_STATUSES, Order, WebhookMessage
 from khaacho.processing.replay import Replayed, replay_refs
 
 bp = Blueprint("dashboard", __name__)
+# Ids are BIGINT: a larger number in the URL is no message (404), not a database error.
+MESSAGE_ID = "<int(max=9223372036854775807):message_id>"
 ENDPOINT_LABELS = {
     "/api/v1/whatsapp-hardened/webhook": "Meta webhook",
     "/api/v1/whatsapp-hardened/twilio/webhook": "Twilio webhook",
@@ -119,7 +121,7 @@ def partial(name: str) -> ResponseReturnValue:
     return render_template(f"_{name}.html", **build(filters), **_context(filters))
 
 
-@bp.get("/dashboard/messages/<int:message_id>")
+@bp.get(f"/dashboard/messages/{MESSAGE_ID}")
 @login_required
 def message_detail(message_id: int) -> ResponseReturnValue:
     """Everything about one message: payload, attempts, errors, its order and its reply."""
@@ -148,7 +150,7 @@ def _replay(ids: list[int]) -> None:
         flash(f"…and {len(left) - 10} more left alone.", "warn")
 
 
-@bp.post("/dashboard/messages/<int:message_id>/replay")
+@bp.post(f"/dashboard/messages/{MESSAGE_ID}/replay")
 @admin_required
 def replay_one(message_id: int) -> ResponseReturnValue:
     """Re-queue one dead, failed, rate-limited or stale message."""
