@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -18,6 +19,10 @@ MAX_TYPE = 32
 _PHONE_JUNK = re.compile(r"[\s\-().]")
 _DIGITS = re.compile(r"^[1-9][0-9]{7,14}$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# A message without a readable timestamp gets the epoch: older than any replay window, so intake
+# records it ``stale`` (replayable by ops) instead of skipping the check. Twilio signs no
+# timestamp at all; its messages keep None.
+NO_TIMESTAMP = 0
 
 
 class MalformedPayload(ValueError):
@@ -119,7 +124,18 @@ def _reject_constant(name: str) -> float:
     raise MalformedPayload(f"{name} is not JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one for all: json.loads builds one a call
+def _finite_float(literal: str) -> float | str:
+    """A number literal as a float, or kept as its text when no float holds it (``1e400``).
+
+    JSON cannot store infinity: PostgreSQL refuses the whole row, so one such field would make
+    the provider's batch fail on every retry. As text it is stored, and still says what was sent.
+    """
+    value = float(literal)
+    return value if math.isfinite(value) else literal
+
+
+# One for all: json.loads builds one a call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def loads(body: bytes) -> object:
@@ -165,11 +181,12 @@ def _short_str(value: object, limit: int) -> str | None:
     return clean_text(value)
 
 
-def _timestamp(value: object) -> int | None:
-    try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):
-        return None
+def _timestamp(value: object) -> int:
+    if isinstance(value, str) and value.isdigit() and len(value) <= 12:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
+        return value
+    return NO_TIMESTAMP
 
 
 def parse_message(message: dict, clean: bool = True) -> InboundMessage | None:

@@ -7,8 +7,11 @@ import hmac
 import time
 
 from flask import Response, current_app, g, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from khaacho import tombstones
+from khaacho.extensions import db
 from khaacho.webhooks import audit, bp, intake, meta, metrics, twilio
 from khaacho.webhooks.meta import Events
 
@@ -72,10 +75,24 @@ def meta_handshake() -> Response | tuple[Response, int]:
     return _rejected("bad verify token", 403)
 
 
+def _raw_body() -> bytes:
+    """The body as sent; a chunked one past MAX_CONTENT_LENGTH raises 413 rather than arriving cut short.
+
+    With a Content-Length, Werkzeug refuses an oversized body itself. Without one it stops reading
+    at the limit, and the cut body would only fail its signature (a misleading 403).
+    """
+    body = request.get_data(cache=False)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    cut = request.content_length is None and limit is not None and len(body) >= limit
+    if cut and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return body
+
+
 @bp.post("/webhook")
 def meta_webhook() -> tuple[Response | str, int] | Response:
     """Meta events: verify the raw body, store every message, update statuses, then answer 200."""
-    body = request.get_data(cache=False)
+    body = _raw_body()
     problem = meta.signature_problem(
         body, request.headers.get(META_SIGNATURE_HEADER), current_app.config["WHATSAPP_APP_SECRETS"]
     )
@@ -101,7 +118,17 @@ def twilio_webhook() -> tuple[Response | str, int] | Response:
         )
         if problem:
             return _rejected(problem, 401 if problem == "missing signature" else 403)
-    return _record("twilio", twilio.parse(form), Response(twilio.TWIML_EMPTY, 200, mimetype="text/xml"),
+    events = twilio.parse(form)
+    if events.messages:
+        try:
+            with db.engine.connect() as conn:
+                deleted = tombstones.buried(conn, [m.message_id for m in events.messages])
+        except SQLAlchemyError:
+            return _unavailable()
+        for message in events.messages:
+            if message.message_id in deleted:  # a replay of a message the cleanup deleted
+                message.timestamp = meta.NO_TIMESTAMP
+    return _record("twilio", events, Response(twilio.TWIML_EMPTY, 200, mimetype="text/xml"),
                    "signature not checked (TWILIO_SKIP_VALIDATION)" if skipped else None)
 
 
