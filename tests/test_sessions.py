@@ -152,3 +152,24 @@ def test_the_session_check_never_runs_for_webhooks(any_app):
         event.remove(engine, "before_cursor_execute", seen)
     assert answer.status_code == 200
     assert not [s for s in statements if "users" in s]
+
+
+def test_dashboard_replays_record_who_ran_them(any_app):
+    import json
+
+    from khaacho.models import OpsAction
+
+    owner = signed_in(any_app, "lead@khaacho.local")
+    one = add_message(any_app, 1, status="dead", message_type="reaction")
+    two = add_message(any_app, 2, status="dead", message_type="reaction")
+    done = add_message(any_app, 3, status="completed")
+    token = page_token(owner)
+    owner.post(f"/dashboard/messages/{done}/replay", data={"csrf_token": token})
+    owner.post("/dashboard/replay", data={"status": "dead", "csrf_token": token})
+    with any_app.app_context():
+        actions = db.session.scalars(db.select(OpsAction).order_by(OpsAction.id)).all()
+        assert [(a.user.email, a.action, a.order_id) for a in actions] == [
+            ("lead@khaacho.local", "replay", None)] * 2
+        assert json.loads(actions[0].detail) == {"queued": [], "left_alone": [done]}
+        assert json.loads(actions[1].detail) == {"queued": [one, two], "left_alone": [],
+                                                 "filters": {"status": "dead", "hours": 24}}

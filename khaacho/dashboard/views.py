@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import login_required
+from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 
 from khaacho import stats
@@ -15,7 +16,7 @@ from khaacho.auth.decorators import admin_required
 from khaacho.dashboard import charts
 from khaacho.dashboard.messages import BULK_REPLAY_MAX, MessageFilters, count, page_of, replayable_ids
 from khaacho.extensions import db
-from khaacho.models import REPLAYABLE_STATUSES, Order, WebhookMessage
+from khaacho.models import REPLAYABLE_STATUSES, OpsAction, Order, WebhookMessage
 from khaacho.processing.replay import Replayed, replay_refs
 
 bp = Blueprint("dashboard", __name__)
@@ -136,9 +137,15 @@ def message_detail(message_id: int) -> ResponseReturnValue:
                            now=datetime.now(UTC))
 
 
-def _replay(ids: list[int]) -> None:
-    """Replay the messages and tell the operator what happened to each."""
+def _replay(ids: list[int], filters: MessageFilters | None = None) -> None:
+    """Replay the messages, record who did it (``ops_actions``) and tell the operator what happened."""
     outcomes: list[Replayed] = replay_refs([str(mid) for mid in ids])
+    detail = {"queued": [r.message_id for r in outcomes if r.queued],
+              "left_alone": [r.message_id or r.ref for r in outcomes if not r.queued]}
+    if filters is not None:
+        detail["filters"] = filters.args()
+    db.session.add(OpsAction(user_id=current_user.id, action="replay", detail=json.dumps(detail)))
+    db.session.commit()
     done = [r for r in outcomes if r.queued]
     left = [r for r in outcomes if not r.queued]
     if done:
@@ -175,5 +182,5 @@ def bulk_replay() -> ResponseReturnValue:
     if not ids:
         flash("No messages match these filters any more; nothing was replayed.", "info")
     else:
-        _replay(ids)
+        _replay(ids, filters)
     return redirect(url_for("dashboard.index", **filters.args(page=1)))
