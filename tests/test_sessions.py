@@ -173,3 +173,22 @@ def test_dashboard_replays_record_who_ran_them(any_app):
         assert json.loads(actions[0].detail) == {"queued": [], "left_alone": [done]}
         assert json.loads(actions[1].detail) == {"queued": [one, two], "left_alone": [],
                                                  "filters": {"status": "dead", "hours": 24}}
+
+
+@pytest.mark.parametrize("args", [["signout"], ["password", "--password", "a new long password"],
+                                  ["role", "viewer"], ["deactivate"]])
+def test_user_commands_end_every_session_of_the_user(any_app, args):
+    owner = signed_in(any_app)
+    other = signed_in(any_app, "other@khaacho.local")
+    command, *rest = args
+    result = any_app.test_cli_runner().invoke(args=["users", command, "OPS@khaacho.local", *rest])
+    assert result.exit_code == 0, result.output
+    assert owner.get("/dashboard").status_code == 302
+    assert other.get("/dashboard").status_code == 200
+    if command == "password":
+        assert login(any_app.test_client(), password="a new long password").status_code == 302
+
+
+def test_user_commands_name_an_unknown_user(any_app):
+    result = any_app.test_cli_runner().invoke(args=["users", "signout", "nobody@khaacho.local"])
+    assert result.exit_code != 0 and "no user with email nobody@khaacho.local" in result.output
