@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from limits import RateLimitItemPerMinute
@@ -131,3 +132,19 @@ def test_a_signed_chunked_body_past_4_mib_is_413_not_403(app, queue, size, statu
     assert response.status_code == status
     if status == 413:
         assert rows(app, "SELECT reason FROM webhook_signature_log") == [("body too large",)]
+
+
+def test_a_chunked_twilio_form_past_4_mib_is_413_and_a_small_one_is_read(app, queue):
+    client = app.test_client()
+    chunked = {"Content-Type": "application/x-www-form-urlencoded", "Transfer-Encoding": "chunked"}
+    big = b"Body=" + b"a" * (4 * MIB)
+    response = client.post(TWILIO_PATH, input_stream=io.BytesIO(big),
+                           headers={**chunked, "X-Twilio-Signature": "x"},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 413
+    form = {"MessageSid": "SM" + "2" * 32, "From": "whatsapp:+9779841234567", "Body": "5 kg chini"}
+    response = client.post(TWILIO_PATH, input_stream=io.BytesIO(urlencode(form).encode()),
+                           headers={**chunked, **signed_twilio(TWILIO_URL, form)},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 200
+    assert rows(app, "SELECT message_text FROM webhook_messages") == [("5 kg chini",)]

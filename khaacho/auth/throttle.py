@@ -25,14 +25,13 @@ from khaacho.models import LoginAttempt, utcnow
 class Limit:
     """At most ``amount`` failed attempts sharing a key within ``window``."""
 
-    name: str
     amount: int
     window: timedelta
 
 
-ACCOUNT_AND_IP = Limit("account and IP", 5, timedelta(minutes=15))
-IP = Limit("IP", 20, timedelta(minutes=15))
-ACCOUNT = Limit("account", 50, timedelta(hours=1))
+ACCOUNT_AND_IP = Limit(5, timedelta(minutes=15))
+IP = Limit(20, timedelta(minutes=15))
+ACCOUNT = Limit(50, timedelta(hours=1))
 LIMITS = (ACCOUNT_AND_IP, IP, ACCOUNT)
 KEEP = max(limit.window for limit in LIMITS)
 _attempts = LoginAttempt.__table__

@@ -75,13 +75,13 @@ def meta_handshake() -> Response | tuple[Response, int]:
     return _rejected("bad verify token", 403)
 
 
-def _raw_body() -> bytes:
+def _raw_body(cache: bool = False) -> bytes:
     """The body as sent; a chunked one past MAX_CONTENT_LENGTH raises 413 rather than arriving cut short.
 
     With a Content-Length, Werkzeug refuses an oversized body itself. Without one it stops reading
     at the limit, and the cut body would only fail its signature (a misleading 403).
     """
-    body = request.get_data(cache=False)
+    body = request.get_data(cache=cache)
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     cut = request.content_length is None and limit is not None and len(body) >= limit
     if cut and request.environ["wsgi.input"].read(1):
@@ -109,6 +109,8 @@ def meta_webhook() -> tuple[Response | str, int] | Response:
 @bp.post("/twilio/webhook")
 def twilio_webhook() -> tuple[Response | str, int] | Response:
     """Twilio messages and status callbacks: verify, store, then answer empty TwiML."""
+    if request.content_length is None:
+        _raw_body(cache=True)  # the form is then parsed from the cached, whole body
     form = request.form
     skipped = current_app.config["TWILIO_SKIP_VALIDATION"]
     if not skipped:
