@@ -9,7 +9,7 @@ import pytest
 from khaacho.auth import throttle
 from khaacho.extensions import db
 from khaacho.models import LoginAttempt, utcnow
-from tests.test_auth import login
+from tests.test_auth import csrf_from, login
 
 ATTACKER, OWNER = "203.0.113.66", "198.51.100.7"
 
@@ -121,3 +121,16 @@ def test_workers_share_the_count(owner):
 def test_an_email_with_a_nul_is_a_bad_request_not_an_error(owner):
     response = login(browser(owner, OWNER), "ops\x00@khaacho.local")
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("forwarded", ["\x00", "1.2.3.4\x00", "x" * 2048, "\x7f\x01"])
+def test_a_junk_forwarded_address_is_counted_not_an_error(owner, forwarded):
+    client = owner.test_client()
+
+    def attempt(password: str):
+        token = csrf_from(client.get("/login").get_data(as_text=True))
+        return client.post("/login", headers={"X-Forwarded-For": forwarded}, data={
+            "email": "ops@khaacho.local", "password": password, "csrf_token": token})
+
+    assert [attempt("guess").status_code for _ in range(5)] == [200] * 5
+    assert attempt("correct horse").status_code == 429

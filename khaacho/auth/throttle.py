@@ -12,6 +12,7 @@ a guesser spread over many addresses.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +36,13 @@ ACCOUNT = Limit(50, timedelta(hours=1))
 LIMITS = (ACCOUNT_AND_IP, IP, ACCOUNT)
 KEEP = max(limit.window for limit in LIMITS)
 _attempts = LoginAttempt.__table__
+# The address may come from X-Forwarded-For (see TRUSTED_PROXY_COUNT): whatever a client wrote there.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def client_key(remote_addr: str | None) -> str:
+    """The address an attempt is counted under: printable, at most 64 characters."""
+    return _CONTROL.sub("", remote_addr or "")[:64] or "-"
 
 
 def _where(limit: Limit, email: str, ip: str) -> ColumnElement[bool]:
@@ -61,9 +69,8 @@ def _retry_after(limit: Limit, email: str, ip: str, now: datetime) -> int:
 
 
 def begin(email: str, ip: str) -> int:
-    """Record an attempt for ``email`` from ``ip`` and return 0, or the seconds to wait when throttled."""
+    """Record an attempt for ``email`` from ``ip`` (a :func:`client_key`); 0, or the seconds to wait."""
     now = utcnow()
-    ip = ip[:64]
     db.session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < now - KEEP))
     attempt_id = db.session.execute(
         insert(LoginAttempt).values(email=email, client_ip=ip, created_at=now).returning(LoginAttempt.id)
@@ -83,4 +90,4 @@ def begin(email: str, ip: str) -> int:
 
 def succeeded(email: str, ip: str) -> None:
     """Forget the failures of this account from this IP (the caller commits)."""
-    db.session.execute(delete(LoginAttempt).where(_where(ACCOUNT_AND_IP, email, ip[:64])))
+    db.session.execute(delete(LoginAttempt).where(_where(ACCOUNT_AND_IP, email, ip)))

@@ -67,7 +67,7 @@ def login() -> ResponseReturnValue:
     form = LoginForm()
     if not form.validate_on_submit():
         return render_template("login.html", form=form), 400 if request.method == "POST" else 200
-    email, ip = form.email.data.strip().lower(), request.remote_addr or "-"
+    email, ip = form.email.data.strip().lower(), throttle.client_key(request.remote_addr)
     wait = throttle.begin(email, ip)
     if wait:
         return _throttled(wait)
