@@ -105,20 +105,23 @@ def test_a_twilio_replay_after_the_retention_cleanup_is_stale(any_app, queue):
         assert db.session.query(TwilioTombstone).count() == 2
 
 
-def test_junk_twilio_signature_settings_are_refused_without_logging_them(app, caplog, monkeypatch):
+@pytest.mark.parametrize(("header", "value", "reason"), [
+    ("X-Twilio-Webhooks-Signature-Settings", "algorithm=" + "A" * 2048, "unsupported signature algorithm"),
+    ("X-Twilio-Signature", "A" * 2048, "invalid signature"),
+])
+def test_junk_twilio_signature_headers_are_refused_without_logging_them(app, caplog, monkeypatch,
+                                                                         header, value, reason):
     monkeypatch.setattr(audit, "INVALID_PER_IP", RateLimitItemPerMinute(4))
     form = {"MessageSid": "SM" + "1" * 32, "From": "whatsapp:+9779841234567", "Body": "hi"}
-    junk = "algorithm=" + "A" * 2048
     client = app.test_client()
-    headers = {**signed_twilio(TWILIO_URL, form), "X-Twilio-Webhooks-Signature-Settings": junk}
+    headers = {**signed_twilio(TWILIO_URL, form), header: value}
     with caplog.at_level(logging.DEBUG):
         codes = [client.post(TWILIO_PATH, data=form, headers=headers).status_code for _ in range(7)]
         with app.app_context():
             metrics.flush()  # the 429s' counts join the folded row
     assert codes == [403] * 4 + [429] * 3
     assert not [r for r in caplog.records if "AAAAAAAA" in r.getMessage()]
-    assert rows(app, "SELECT reason, request_count FROM webhook_signature_log") == [
-        ("unsupported signature algorithm", 7)]
+    assert rows(app, "SELECT reason, request_count FROM webhook_signature_log") == [(reason, 7)]
 
 
 @pytest.mark.parametrize(("size", "status"), [(4 * MIB + 1, 413), (4 * MIB, 200)])
