@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
+# APP_ENV / FLASK_ENV values and the class each selects; anything else is refused, not guessed.
+KNOWN_ENVIRONMENTS = ("development", "production")
+MIN_SECRET_KEY_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -154,7 +158,10 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.REMEMBER_COOKIE_HTTPONLY = True
         self.REMEMBER_COOKIE_SAMESITE = "Lax"
-        self.WTF_CSRF_TIME_LIMIT = None
+        # One lifetime for the session (absolute, from sign-in) and the CSRF tokens made in it.
+        self.SESSION_LIFETIME_HOURS = env_int("SESSION_LIFETIME_HOURS", 12, minimum=1)
+        self.PERMANENT_SESSION_LIFETIME = timedelta(hours=self.SESSION_LIFETIME_HOURS)
+        self.WTF_CSRF_TIME_LIMIT = self.SESSION_LIFETIME_HOURS * 3600
         self.JSON_LOGS = False
         self.HUEY_IMMEDIATE = False
         self.HUEY_SQLITE_PATH = env_str("HUEY_SQLITE_PATH", str(INSTANCE_DIR / "huey.db"))
@@ -185,18 +192,22 @@ class ProductionConfig(Config):
 
     def validate(self) -> None:
         missing = []
-        if not env_str("SECRET_KEY"):
+        secret_key = env_str("SECRET_KEY")
+        if not secret_key:
             missing.append("SECRET_KEY")
         if not (self.WHATSAPP_APP_SECRETS or self.TWILIO_AUTH_TOKEN):
             missing.append("WHATSAPP_APP_SECRET or TWILIO_AUTH_TOKEN")
         if missing:
             raise ConfigError("production needs " + " and ".join(missing))
+        if len(secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes in production "
+                              "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')")
         if self.TWILIO_SKIP_VALIDATION:
             raise ConfigError("TWILIO_SKIP_VALIDATION=true is refused in production")
 
 
 class TestConfig(Config):
-    """Unit tests: a throwaway SQLite file, Huey in immediate mode, no CSRF time limit."""
+    """Unit tests: a throwaway SQLite file, Huey in immediate mode, the limiter in memory."""
 
     ENV_NAME = "testing"
     TESTING = True
@@ -213,7 +224,22 @@ class TestConfig(Config):
             setattr(self, key, value)
 
 
+def environment_name() -> str:
+    """APP_ENV and/or FLASK_ENV: known, and agreeing when both are set; development when unset."""
+    found = {}
+    for name in ("APP_ENV", "FLASK_ENV"):
+        raw = env_str(name)
+        if raw is None:
+            continue
+        if raw.lower() not in KNOWN_ENVIRONMENTS:
+            raise ConfigError(f"{name}={raw!r} is not a known environment "
+                              f"(use one of {', '.join(KNOWN_ENVIRONMENTS)})")
+        found[name] = raw.lower()
+    if len(set(found.values())) > 1:
+        raise ConfigError(f"APP_ENV={found['APP_ENV']} and FLASK_ENV={found['FLASK_ENV']} disagree")
+    return next(iter(found.values()), "development")
+
+
 def config_from_env() -> Config:
-    """Pick the configuration class from FLASK_ENV / APP_ENV."""
-    env = (env_str("APP_ENV") or env_str("FLASK_ENV") or "development").lower()
-    return ProductionConfig() if env == "production" else Config()
+    """Pick the configuration class from APP_ENV / FLASK_ENV (production, or development otherwise)."""
+    return ProductionConfig() if environment_name() == "production" else Config()

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, UniqueConstraint, event
 from sqlalchemy import text as sa_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import NO_VALUE
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from khaacho.extensions import db
@@ -286,6 +287,8 @@ class User(UserMixin, db.Model):
     password_hash = db.Column(db.String(255), nullable=False)
     role = db.Column(db.String(16), nullable=False, default="viewer")
     active = db.Column(db.Boolean, nullable=False, default=True)
+    # Kept in the session at sign-in; a session whose number differs is no longer valid.
+    session_generation = db.Column(db.Integer, nullable=False, default=1, server_default="1")
     last_login_at = db.Column(db.DateTime(timezone=True))
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
@@ -295,12 +298,18 @@ class User(UserMixin, db.Model):
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    def end_sessions(self) -> None:
+        """Invalidate every session signed in before now (the caller commits)."""
+        self.session_generation = (self.session_generation or 0) + 1
+
     @property
     def is_active(self) -> bool:
         return self.active
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
+        if self.id is not None:
+            self.end_sessions()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
@@ -323,3 +332,50 @@ class ApiToken(db.Model):
     def hash(token: str) -> str:
         # Tokens are 256-bit random strings, so a fast unsalted hash is safe to look up by.
         return hashlib.sha256(token.encode()).hexdigest()
+
+
+@event.listens_for(User.role, "set", active_history=True)
+@event.listens_for(User.active, "set", active_history=True)
+def _role_or_activity_changed(user: User, value: object, old: object, _initiator: object) -> None:
+    # A demoted or deactivated user must not keep what an older session allowed.
+    if user.id is not None and old is not NO_VALUE and value != old:
+        user.end_sessions()
+
+
+class LoginAttempt(db.Model):
+    """A failed (or in-progress) sign-in, the shared state of login throttling across workers."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email_created_at", "email", "created_at"),
+        Index("ix_login_attempts_client_ip_created_at", "client_ip", "created_at"),
+    )
+
+    id = db.Column(BigId, primary_key=True)
+    email = db.Column(db.String(255), nullable=False)
+    client_ip = db.Column(db.String(64), nullable=False)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class TwilioTombstone(db.Model):
+    """A Twilio MessageSid the retention cleanup deleted: 8 bytes of its hash, so a replay is stale."""
+
+    __tablename__ = "twilio_tombstones"
+
+    sid_hash = db.Column(db.BigInteger, primary_key=True, autoincrement=False)
+
+
+class OpsAction(db.Model):
+    """Something a person (or the CLI, with no user) did to messages or orders."""
+
+    __tablename__ = "ops_actions"
+    __table_args__ = (Index("ix_ops_actions_created_at", "created_at"),)
+
+    id = db.Column(BigId, primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    action = db.Column(db.String(32), nullable=False)
+    order_id = db.Column(BigId, db.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    detail = db.Column(db.Text)
+    created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+    user = db.relationship("User")

@@ -1,10 +1,10 @@
-"""Security headers on every response."""
+"""Security headers on every response, and ``Cache-Control: no-store`` on people's pages."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -34,4 +34,12 @@ def init_app(app: Flask) -> None:
         # every webhook too).
         present = {key.lower() for key, _ in response.headers.items()}
         response.headers.extend([(k, v) for k, v in defaults if k.lower() not in present])
+        return response
+
+    @app.after_request
+    def _no_store(response: Response) -> Response:
+        # People's pages show orders, phone numbers and CSRF tokens: no browser or proxy keeps a copy.
+        # Machine-facing blueprints skip this hook; static assets stay cacheable.
+        if request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -60,6 +60,18 @@ def test_login_goes_back_to_next_but_never_off_site(client, make_user):
     assert login(client, next_url="//evil.example/x").headers["Location"] == "/dashboard"
 
 
+@pytest.mark.parametrize("target", [
+    "//evil.example/x", "/\\evil.example", "https://evil.example/", "/dash%0d%0aSet-Cookie:x=1",
+    "/dashboard%0aX: y", "/%09/evil.example", "javascript:alert(1)", "/d%00x", "/é",
+])
+def test_next_never_leaves_the_site_nor_splits_the_header(client, make_user, target):
+    make_user()
+    response = login(client, next_url=target)
+    assert response.status_code == 302 and response.headers["Location"] == "/dashboard"
+    again = client.get(f"/login?next={target}")  # signed in already: the same rule
+    assert again.status_code == 302 and again.headers["Location"] == "/dashboard"
+
+
 @pytest.mark.parametrize("email,password", [
     ("ops@khaacho.local", "wrong password"),
     ("nobody@khaacho.local", "correct horse"),
@@ -100,41 +112,9 @@ def test_logout_needs_post_and_csrf_then_ends_the_session(client, make_user):
     assert client.get("/dashboard").status_code == 302
 
 
-def test_failed_logins_are_throttled_per_account(client, make_user):
-    make_user()
-    make_user("other@khaacho.local")
-    for _ in range(5):
-        assert login(client, password="guess").status_code == 200
-    throttled = login(client)  # even the right password waits now
-    assert throttled.status_code == 429
-    assert "Too many failed sign-in attempts" in throttled.get_data(as_text=True)
-    assert throttled.headers["Retry-After"] == "60"
-    assert login(client, "other@khaacho.local").status_code == 302
-
-
-def test_failed_logins_are_throttled_per_ip(client, make_user):
-    make_user()
-    for i in range(10):
-        assert login(client, f"guess{i}@khaacho.local", "guess").status_code == 200
-    assert login(client).status_code == 429
-
-
 def test_successful_logins_do_not_use_up_the_allowance(client, make_user):
     make_user()
     for _ in range(7):
         assert login(client).status_code == 302
         client.post("/logout", data={"csrf_token": page_token(client)})
     assert login(client).status_code == 302
-
-
-@pytest.mark.integration
-def test_throttling_works_with_the_redis_limiter(pg_app):
-    from khaacho.auth.cli import create_user
-
-    with pg_app.app_context():
-        create_user("ops@khaacho.local", "correct horse", "admin")
-        db.session.commit()
-    first, second = pg_app.test_client(), pg_app.test_client()
-    for _ in range(5):
-        assert login(first, password="guess").status_code == 200
-    assert login(second).status_code == 429

@@ -2,7 +2,7 @@
 
 import pytest
 
-from config import Config, ConfigError, ProductionConfig, database_url
+from config import Config, ConfigError, ProductionConfig, config_from_env, database_url
 
 CONTRACT_VARIABLES = [
     "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_APP_SECRET",
@@ -10,7 +10,9 @@ CONTRACT_VARIABLES = [
     "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_NUMBER", "TWILIO_API_URL", "TWILIO_SKIP_VALIDATION",
     "TRUSTED_PROXY_COUNT", "WEBHOOK_RATE_LIMIT_MAX", "WEBHOOK_RATE_LIMIT_WINDOW", "WEBHOOK_MAX_AGE_MINUTES",
     "TASK_MAX_RETRIES", "TASK_RETRY_BASE_SECONDS", "WEBHOOK_RETENTION_DAYS", "APP_ENV", "FLASK_ENV",
+    "SESSION_LIFETIME_HOURS",
 ]
+GOOD_KEY = "k" * 32
 
 
 @pytest.fixture
@@ -69,13 +71,13 @@ def test_app_secret_list_allows_rotation(clean_env):
 def test_production_refuses_to_start_without_secrets(clean_env):
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         ProductionConfig()
-    clean_env.setenv("SECRET_KEY", "s")
+    clean_env.setenv("SECRET_KEY", GOOD_KEY)
     with pytest.raises(ConfigError, match="WHATSAPP_APP_SECRET or TWILIO_AUTH_TOKEN"):
         ProductionConfig()
 
 
 def test_production_refuses_skipped_twilio_validation(clean_env):
-    clean_env.setenv("SECRET_KEY", "s")
+    clean_env.setenv("SECRET_KEY", GOOD_KEY)
     clean_env.setenv("TWILIO_AUTH_TOKEN", "t")
     clean_env.setenv("TWILIO_SKIP_VALIDATION", "true")
     with pytest.raises(ConfigError, match="refused in production"):
@@ -83,7 +85,7 @@ def test_production_refuses_skipped_twilio_validation(clean_env):
 
 
 def test_production_cookies_are_secure(clean_env):
-    clean_env.setenv("SECRET_KEY", "s")
+    clean_env.setenv("SECRET_KEY", GOOD_KEY)
     clean_env.setenv("WHATSAPP_APP_SECRET", "a")
     config = ProductionConfig()
     assert config.SESSION_COOKIE_SECURE and config.SESSION_COOKIE_HTTPONLY
@@ -109,3 +111,49 @@ def test_production_never_invents_a_key(clean_env, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         ProductionConfig()
     assert not (tmp_path / "secret_key").exists()
+@pytest.mark.parametrize("key", ["s", "x" * 31, "é" * 15])
+def test_production_refuses_a_short_secret_key(clean_env, key):
+    clean_env.setenv("SECRET_KEY", key)
+    clean_env.setenv("WHATSAPP_APP_SECRET", "a")
+    with pytest.raises(ConfigError, match="SECRET_KEY must be at least 32 bytes"):
+        ProductionConfig()
+
+
+def test_production_takes_a_32_byte_secret_key(clean_env):
+    clean_env.setenv("SECRET_KEY", "é" * 16)  # 16 characters, 32 bytes
+    clean_env.setenv("WHATSAPP_APP_SECRET", "a")
+    assert ProductionConfig().SECRET_KEY == "é" * 16
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("APP_ENV", "prod"), ("APP_ENV", "staging"), ("FLASK_ENV", "Productoin"), ("APP_ENV", "testing"),
+])
+def test_an_unknown_environment_is_refused_not_run_as_development(clean_env, name, value):
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"{name}='{value}' is not a known environment"):
+        config_from_env()
+
+
+def test_disagreeing_environment_variables_are_refused(clean_env):
+    clean_env.setenv("APP_ENV", "development")
+    clean_env.setenv("FLASK_ENV", "production")
+    with pytest.raises(ConfigError, match="disagree"):
+        config_from_env()
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("APP_ENV", "production", ProductionConfig), ("FLASK_ENV", "PRODUCTION", ProductionConfig),
+    ("APP_ENV", "development", Config),
+])
+def test_known_environments_pick_their_configuration(clean_env, name, value, expected):
+    clean_env.setenv("SECRET_KEY", GOOD_KEY)
+    clean_env.setenv("WHATSAPP_APP_SECRET", "a")
+    clean_env.setenv(name, value)
+    assert type(config_from_env()) is expected
+
+
+def test_session_and_csrf_tokens_share_one_lifetime(clean_env):
+    assert Config().PERMANENT_SESSION_LIFETIME.total_seconds() == Config().WTF_CSRF_TIME_LIMIT == 12 * 3600
+    clean_env.setenv("SESSION_LIFETIME_HOURS", "8")
+    config = Config()
+    assert config.PERMANENT_SESSION_LIFETIME.total_seconds() == config.WTF_CSRF_TIME_LIMIT == 8 * 3600

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from khaacho.auth import cli
+from khaacho.auth import cli, sessions
 from khaacho.extensions import db, login_manager
 from khaacho.models import User
 
@@ -17,8 +17,10 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = "strong"
 
     @login_manager.user_loader
-    def _load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    def _load_user(raw_id: str) -> User | None:
+        user_id = sessions.user_id(raw_id)
+        user = db.session.get(User, user_id) if user_id is not None else None
+        return user if user is not None and sessions.valid(user) else None
 
     views.init_app(app)
     app.cli.add_command(cli.users)

@@ -19,6 +19,14 @@ HOUR_CHOICES = (1, 6, 24, 72, 168, 720)
 BULK_REPLAY_MAX = 1000
 
 
+# Control characters match no stored text, and PostgreSQL refuses a NUL in any text parameter.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _text(raw: str, limit: int) -> str:
+    return _CONTROL.sub("", raw).strip()[:limit]
+
+
 def _int(raw: str | None, default: int, low: int, high: int) -> int:
     try:
         return min(max(int(raw or default), low), high)
@@ -45,8 +53,8 @@ class MessageFilters:
         return cls(
             status=status if status in MESSAGE_STATUSES else "",
             source=source if source in SOURCES else "",
-            phone=args.get("phone", "").strip()[:32],
-            q=args.get("q", "").strip()[:100],
+            phone=_text(args.get("phone", ""), 32),
+            q=_text(args.get("q", ""), 100),
             hours=_int(args.get("hours"), 24, 1, MAX_HOURS),
             page=_int(args.get("page"), 1, 1, 100_000),
         )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import login_required
+from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 
 from khaacho import stats
@@ -15,10 +16,12 @@ from khaacho.auth.decorators import admin_required
 from khaacho.dashboard import charts
 from khaacho.dashboard.messages import BULK_REPLAY_MAX, MessageFilters, count, page_of, replayable_ids
 from khaacho.extensions import db
-from khaacho.models import MESSAGE_STATUSES, REPLAYABLE_STATUSES, Order, WebhookMessage
+from khaacho.models import MESSAGE_STATUSES, REPLAYABLE_STATUSES, OpsAction, Order, WebhookMessage
 from khaacho.processing.replay import Replayed, replay_refs
 
 bp = Blueprint("dashboard", __name__)
+# Ids are BIGINT: a larger number in the URL is no message (404), not a database error.
+MESSAGE_ID = "<int(max=9223372036854775807):message_id>"
 ENDPOINT_LABELS = {
     "/api/v1/whatsapp-hardened/webhook": "Meta webhook",
     "/api/v1/whatsapp-hardened/twilio/webhook": "Twilio webhook",
@@ -120,7 +123,7 @@ def partial(name: str) -> ResponseReturnValue:
     return render_template(f"_{name}.html", **build(filters), **_context(filters))
 
 
-@bp.get("/dashboard/messages/<int:message_id>")
+@bp.get(f"/dashboard/messages/{MESSAGE_ID}")
 @login_required
 def message_detail(message_id: int) -> ResponseReturnValue:
     """Everything about one message: payload, attempts, errors, its order and its reply."""
@@ -135,9 +138,15 @@ def message_detail(message_id: int) -> ResponseReturnValue:
                            now=datetime.now(UTC))
 
 
-def _replay(ids: list[int]) -> None:
-    """Replay the messages and tell the operator what happened to each."""
+def _replay(ids: list[int], filters: MessageFilters | None = None) -> None:
+    """Replay the messages, record who did it (``ops_actions``) and tell the operator what happened."""
     outcomes: list[Replayed] = replay_refs([str(mid) for mid in ids])
+    detail = {"queued": [r.message_id for r in outcomes if r.queued],
+              "left_alone": [r.message_id or r.ref for r in outcomes if not r.queued]}
+    if filters is not None:
+        detail["filters"] = filters.args()
+    db.session.add(OpsAction(user_id=current_user.id, action="replay", detail=json.dumps(detail)))
+    db.session.commit()
     done = [r for r in outcomes if r.queued]
     left = [r for r in outcomes if not r.queued]
     if done:
@@ -149,7 +158,7 @@ def _replay(ids: list[int]) -> None:
         flash(f"…and {len(left) - 10} more left alone.", "warn")
 
 
-@bp.post("/dashboard/messages/<int:message_id>/replay")
+@bp.post(f"/dashboard/messages/{MESSAGE_ID}/replay")
 @admin_required
 def replay_one(message_id: int) -> ResponseReturnValue:
     """Re-queue one dead, failed, rate-limited or stale message."""
@@ -174,5 +183,5 @@ def bulk_replay() -> ResponseReturnValue:
     if not ids:
         flash("No messages match these filters any more; nothing was replayed.", "info")
     else:
-        _replay(ids)
+        _replay(ids, filters)
     return redirect(url_for("dashboard.index", **filters.args(page=1)))

@@ -75,6 +75,12 @@ class CartItem:
     currency: str | None = None
 
 
+# A message without a readable timestamp gets the epoch: older than any replay window, so intake
+# records it ``stale`` (replayable by ops) instead of skipping the check. Twilio signs no
+# timestamp at all; its messages keep None.
+NO_TIMESTAMP = 0
+
+
 class InboundMessage(NamedTuple):
     """One message a user sent, typed by its kind (``message_type``, one of :data:`KINDS`).
 

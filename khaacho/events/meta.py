@@ -12,6 +12,7 @@ from khaacho.events import (
     LOCATION,
     MAX_ID,
     MAX_SENDER,
+    NO_TIMESTAMP,
     QUICK_REPLY,
     REACTION,
     STICKER,
@@ -113,17 +114,22 @@ def message(message: dict, contact: dict | None) -> InboundMessage | str:
     group_id = message.get("group_id")
     if group_id:
         fields["group_id"] = short_str(group_id, MAX_ID) or "?"
-    timestamp = message.get("timestamp")
-    try:
-        timestamp = int(timestamp)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        timestamp = None
     return InboundMessage(
         message_id=message_id, sender_id=sender, phone_number=phone, message_type=kind, text=text,
         payload={**message, CONTACT_KEY: contact} if contact and CONTACT_KEY not in message else message,
-        timestamp=timestamp, user_id=user_id, profile_name=_id(_get(contact, "profile", "name"), 255),
+        timestamp=_timestamp(message.get("timestamp")), user_id=user_id,
+        profile_name=_id(_get(contact, "profile", "name"), 255),
         **fields,
     )
+
+
+def _timestamp(value: object) -> int:
+    """Meta's seconds since the epoch, or :data:`NO_TIMESTAMP` when missing or unreadable."""
+    if isinstance(value, str) and value.isdigit() and len(value) <= 12:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
+        return value
+    return NO_TIMESTAMP
 
 
 def _interactive(body: dict, fields: dict) -> tuple[str, str | None]:

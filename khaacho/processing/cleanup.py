@@ -7,6 +7,7 @@ intake for the same cores, and the pause lets the intake's statements run in bet
 of a million rows under load takes longer, the webhook acks stay fast). Orders are business
 records, not webhook data: a message that became an order is kept with the order and its
 confirmation. Messages still in flight (``queued``, ``processing``, ``failed``) are left for the worker.
+Deleted Twilio messages leave a tombstone (see :mod:`khaacho.tombstones`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, exists, func, select
 
+from khaacho import tombstones
 from khaacho.extensions import db
 from khaacho.models import (
     Order,
@@ -77,6 +79,11 @@ def _delete_messages(cutoff: datetime, batch_size: int, pause: float) -> tuple[i
         ))
         if not ids:
             return messages, replies
+        # A Twilio replay carries no timestamp; the tombstone is what makes it stale later.
+        tombstones.bury(db.session.connection(), db.session.scalars(
+            select(WebhookMessage.message_id)
+            .where(WebhookMessage.id.in_(ids), WebhookMessage.webhook_source == "twilio")
+        ))
         # Dependants first: SQLite does not enforce ON DELETE CASCADE without a pragma.
         replies += db.session.execute(
             delete(OutboundMessage).where(OutboundMessage.webhook_message_id.in_(ids))

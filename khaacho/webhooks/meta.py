@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 
 from khaacho.events import MAX_ID, Events, StatusUpdate, clean_json, clean_text, short_str
@@ -43,7 +44,18 @@ def _reject_constant(name: str) -> float:
     raise MalformedPayload(f"{name} is not JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one for all: json.loads builds one a call
+def _finite_float(literal: str) -> float | str:
+    """A number literal as a float, or kept as its text when no float holds it (``1e400``).
+
+    JSON cannot store infinity: PostgreSQL refuses the whole row, so one such field would make
+    the provider's batch fail on every retry. As text it is stored, and still says what was sent.
+    """
+    value = float(literal)
+    return value if math.isfinite(value) else literal
+
+
+# One for all: json.loads builds one a call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def loads(body: bytes) -> object:

@@ -7,9 +7,12 @@ import hmac
 import time
 
 from flask import Response, current_app, g, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from khaacho.events import Events
+from khaacho import tombstones
+from khaacho.events import NO_TIMESTAMP, Events
+from khaacho.extensions import db
 from khaacho.webhooks import audit, bp, meta, metrics, store, twilio
 
 META_SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -72,6 +75,20 @@ def meta_handshake() -> Response | tuple[Response, int]:
     return _rejected("bad verify token", 403)
 
 
+def _raw_body(cache: bool = False) -> bytes:
+    """The body as sent; a chunked one past MAX_CONTENT_LENGTH raises 413 rather than arriving cut short.
+
+    With a Content-Length, Werkzeug refuses an oversized body itself. Without one it stops reading
+    at the limit, and the cut body would only fail its signature (a misleading 403).
+    """
+    body = request.get_data(cache=cache)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    cut = request.content_length is None and limit is not None and len(body) >= limit
+    if cut and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return body
+
+
 @bp.post("/webhook")
 def meta_webhook() -> tuple[Response | str, int] | Response:
     """Meta events the fast path declined: verify, store every message, update statuses, answer 200.
@@ -80,7 +97,7 @@ def meta_webhook() -> tuple[Response | str, int] | Response:
     by :class:`khaacho.webhooks.fastpath.FastPath` before Flask sees it; this view serves the
     rest: bad signatures, malformed JSON, empty or chunked bodies, and any error the fast path met.
     """
-    body = request.get_data(cache=False)
+    body = _raw_body()
     problem = meta.signature_problem(
         body, request.headers.get(META_SIGNATURE_HEADER), current_app.config["WHATSAPP_APP_SECRETS"]
     )
@@ -97,6 +114,8 @@ def meta_webhook() -> tuple[Response | str, int] | Response:
 @bp.post("/twilio/webhook")
 def twilio_webhook() -> tuple[Response | str, int] | Response:
     """Twilio messages and status callbacks: verify, store, then answer empty TwiML."""
+    if request.content_length is None:
+        _raw_body(cache=True)  # the form is then parsed from the cached, whole body
     form = request.form
     skipped = current_app.config["TWILIO_SKIP_VALIDATION"]
     if not skipped:
@@ -106,7 +125,17 @@ def twilio_webhook() -> tuple[Response | str, int] | Response:
         )
         if problem:
             return _rejected(problem, 401 if problem == "missing signature" else 403)
-    return _record("twilio", twilio.parse(form), Response(twilio.TWIML_EMPTY, 200, mimetype="text/xml"),
+    events = twilio.parse(form)
+    if events.messages:
+        try:
+            with db.engine.connect() as conn:
+                deleted = tombstones.buried(conn, [m.message_id for m in events.messages])
+        except SQLAlchemyError:
+            return _unavailable()
+        # A replay of a message the cleanup deleted: as old as can be, so it is stored stale.
+        events.messages[:] = [m._replace(timestamp=NO_TIMESTAMP) if m.message_id in deleted else m
+                              for m in events.messages]
+    return _record("twilio", events, Response(twilio.TWIML_EMPTY, 200, mimetype="text/xml"),
                    "signature not checked (TWILIO_SKIP_VALIDATION)" if skipped else None)
 
 
