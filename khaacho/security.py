@@ -17,6 +17,7 @@ HEADERS = (
     ("Referrer-Policy", "same-origin"),
 )
 HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+NO_STORE = ("Cache-Control", "no-store")
 
 
 def default_headers(config: Mapping) -> tuple[tuple[str, str], ...]:
@@ -39,7 +40,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _no_store(response: Response) -> Response:
         # People's pages show orders, phone numbers and CSRF tokens: no browser or proxy keeps a copy.
-        # Machine-facing blueprints skip this hook; static assets stay cacheable.
+        # Only static assets stay cacheable (the webhook fast path says no-store too).
         if request.endpoint != "static":
-            response.headers.setdefault("Cache-Control", "no-store")
+            response.headers.setdefault(*NO_STORE)
         return response
