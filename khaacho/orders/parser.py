@@ -7,6 +7,14 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from khaacho.orders.numbers import (
+    FRACTION_WORDS,
+    NUMBER_MODIFIERS,
+    has_time,
+    strip_non_quantities,
+    word_number,
+)
+
 
 def _wordset(words: str) -> frozenset[str]:
     return frozenset(words.split())
@@ -20,7 +28,7 @@ _UNIT_WORDS = {
     "litre": "l lt ltr ltrs litre litres liter liters lit लिटर लि",
     "ml": "ml mls millilitre milliliter एमएल",
     "packet": "packet packets pkt pkts pk pck pckt pack packs pkg paket poka प्याकेट पाकेट पोका",
-    "piece": "piece pieces pc pcs pis nos wota ota vota wata ta gota euta वटा ओटा टा गोटा पिस",
+    "piece": "piece pieces pc pcs pis nos wota ota vota wata ta gota वटा ओटा टा गोटा पिस",
     "bottle": "bottle bottles btl btls botal bottal बोतल",
     "crate": "crate crates kret क्रेट",
     "bag": "bag bags bora boras bori sack sacks बोरा बोरी",
@@ -29,30 +37,11 @@ _UNIT_WORDS = {
     "carton": "carton cartons ctn ctns cartoon kartun कार्टुन कार्टन",
     "tray": "tray trays ट्रे",
     "tin": "tin tins टिन",
+    "pau": "pau paau pao pav पाउ",  # a quarter kilo, read as 0.25 kg
 }
 _UNIT = {word: unit for unit, words in _UNIT_WORDS.items() for word in words.split()}
 _TWO_WORD_UNITS = {("k", "g"): "kg", ("के", "जी"): "kg", ("kilo", "gram"): "kg", ("m", "l"): "ml"}
 
-_NUMBER_WORDS = {
-    **dict.fromkeys(("one", "ek", "एक", "euta", "एउटा"), 1.0),
-    **dict.fromkeys(("two", "dui", "duita", "दुई"), 2.0),
-    **dict.fromkeys(("three", "tin", "तीन"), 3.0),
-    **dict.fromkeys(("four", "char", "chaar", "चार"), 4.0),
-    **dict.fromkeys(("five", "panch", "paanch", "पाँच", "पाच"), 5.0),
-    **dict.fromkeys(("six", "chha", "छ"), 6.0),
-    **dict.fromkeys(("seven", "saat", "सात"), 7.0),
-    **dict.fromkeys(("eight", "aath", "आठ"), 8.0),
-    **dict.fromkeys(("nine", "nau", "नौ"), 9.0),
-    **dict.fromkeys(("ten", "das", "दस"), 10.0),
-    **dict.fromkeys(("twelve", "barha", "बाह्र"), 12.0),
-    **dict.fromkeys(("twenty", "bis", "बीस"), 20.0),
-}
-_FRACTION_WORDS = {
-    **dict.fromkeys(("half", "aadha", "adha", "aadhaa", "आधा"), 0.5),
-    **dict.fromkeys(("dedh", "derh", "डेढ"), 1.5),
-    **dict.fromkeys(("dhai", "adhai", "arhai", "अढाई"), 2.5),
-}
-_PLUS_HALF = frozenset({"sadhe", "saadhe", "साढे"})
 _ONE = frozenset({"a", "an"})
 _TIMES = frozenset({"x", "×"})
 _MEASURED = frozenset({"kg", "g", "litre", "ml"})
@@ -68,7 +57,7 @@ _FILLERS = _wordset(
     chahincha chaincha chainxa pathaidinus pathaidinu pathaidinuhos pathaunu pathaunus pathau pathaideu
     dinus dinu dinuhos dinuhola deu dinos ani pani ni hai la ta aaja aja bholi ahile kripaya dhanyabad
     dhanyabaad dhanyawad hola cha chha xa ho garnus garnu garidinus lyaidinus lyaunu lyaunus thap thapnu
-    thapidinus
+    thapidinus ma samma pachi bhanda agadi aba aile ahile matra only just lagi ready rakhnu before after
     मलाई हामीलाई चाहियो चाहिन्छ पठाइदिनुस पठाइदिनुहोस् पठाउनुस पठाउनु दिनुस दिनुहोस् दाइ दाजु दिदी
     भाइ नमस्ते नमस्कार धन्यवाद कृपया पनि अनि है हजुर आज भोलि छ हो
     """
@@ -87,7 +76,20 @@ _QUESTION_WORDS = _wordset(
     कहिले किन कहाँ के कसरी
     """
 )
-_TIME_WORDS = frozenset({"baje", "bajey", "बजे", "clock", "pm"})
+_TIME_WORDS = frozenset({"baje", "bajey", "bje", "बजे", "am", "pm"})
+# Negations that undo the words before them ("tel chahidaina", "wai wai hoina", "नुन नचाहिने")...
+_NEGATE_BEFORE = _wordset(
+    """
+    chahidaina chaidaina chahindaina chaindaina chahidain chaidain chahidaena chaidaena chahidena chaidena
+    chahiyena chaiyena pardaina pardaena pardena hoina haina hoena nachahine nachaine nachahiyeko
+    napathaunu napathaunus napathau napathaidinu napathaidinus nalyaunu nalyaunus
+    चाहिँदैन चाहिदैन चाहिंदैन चाहिएन पर्दैन होइन हैन नचाहिने नपठाउनु नपठाउनुस नपठाउनुहोस् नल्याउनु
+    """
+)
+_NEGATED_VERBS = ("chah", "chai", "path", "lyau", "चाहि", "पठा")
+# ... and those that undo what follows them, or what precedes them at the end of a line ("oil not needed").
+_NEGATE_AFTER = _wordset("no not dont don without cancel remove nahi nahin bina बिना")
+_CONTAINERS = frozenset({"bag", "box", "carton", "crate", "tin", "bottle", "packet", "tray"})
 
 _TEXT_MARKS = ("Mn", "Mc")
 _DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")
@@ -98,7 +100,8 @@ _PHONE_DIGITS = 7
 _BULLET = re.compile(r"^[\s\-*•·>#]+")
 _NUMBERING = re.compile(r"^\s*\d{1,2}\s*[.)]\s*(?!\d)")
 _DASH_NUMBERING = re.compile(r"^\s*\d{1,2}\s*[-:]\s+(?=.*\d)")
-_SEPARATORS = re.compile(r"(?<=\?)|[,;।|+&!]|\s(?:and|ra|र|ani|अनि|n|plus)\s", re.IGNORECASE)
+_MARKER = re.compile(r"(?:^|(?<=\s))(?:\(\s*\d{1,2}\s*\)|\d{1,2}\)|[a-h]\))(?=\s)", re.IGNORECASE)
+_SEPARATORS = re.compile(r"(?<=\?)|[,;।|+&!]|\s(?:and|ra|र|ani|अनि|n|plus|tara|तर|but)\s", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -154,48 +157,98 @@ def _unit_at(tokens: list[str], i: int) -> tuple[str | None, int]:
     return None, 0
 
 
+def _number_at(tokens: list[str], i: int, first: bool) -> tuple[float, int, bool] | None:
+    """The number starting at tokens[i]: its value, tokens spanned, and whether it carried a counter."""
+    n = len(tokens)
+    token, after = tokens[i], tokens[i + 1] if i + 1 < n else ""
+    value = _number(token)
+    if value is not None:
+        if i + 1 < n and "/" in after and _number(after) is not None and "/" not in token:
+            return value + _number(after), 2, False  # "1 1/2 kg"
+        return value, 1, False
+    unit_next = _unit_at(tokens, i + 1)[0] is not None
+    if token in NUMBER_MODIFIERS and i + 1 < n:
+        following = _number(after)
+        if following is None and word_number(after):
+            following = word_number(after)[0]
+        if following is not None:
+            return following + NUMBER_MODIFIERS[token], 2, False
+    spoken = word_number(token)
+    if spoken and (spoken[1] or unit_next or after in _TIMES or after in _TIME_WORDS or (first and after)):
+        return spoken[0], 1, spoken[1]
+    if token in FRACTION_WORDS and unit_next:
+        return FRACTION_WORDS[token], 1, False
+    if token in _ONE and unit_next:
+        return 1.0, 1, False
+    return None
+
+
+def _negation_at(tokens: list[str], i: int) -> tuple[str, int] | None:
+    """("before", span) for "tel chahidaina", ("after", span) for "no tel"; None when not a negation."""
+    token, after = tokens[i], tokens[i + 1] if i + 1 < len(tokens) else ""
+    if token in _NEGATE_BEFORE:
+        return "before", 1
+    if token == "na" and after.startswith(_NEGATED_VERBS):
+        return "before", 2  # "na chahine", "na pathaunu"
+    if token in _NEGATE_AFTER:
+        return "after", 1
+    return None
+
+
 def _scan(tokens: list[str]) -> list[tuple[str, Any]]:
-    """Classify tokens: quantities ("q", (qty, unit)), words ("w"), fillers ("f") and multipliers ("x")."""
+    """Classify tokens: quantities ("q", (qty, unit)), words ("w"), fillers ("f"), "x" and negations ("n")."""
     out: list[tuple[str, Any]] = []
     i, n = 0, len(tokens)
     while i < n:
         token = tokens[i]
-        after = tokens[i + 1] if i + 1 < n else ""
-        unit_next = _unit_at(tokens, i + 1)[0] is not None
         first = not any(kind != "f" for kind, _ in out)
-        value = _number(token)
-        if value is None and token in _NUMBER_WORDS and (unit_next or after in _TIMES or (first and after)):
-            value = _NUMBER_WORDS[token]
-        elif value is None and token in _FRACTION_WORDS and unit_next:
-            value = _FRACTION_WORDS[token]
-        elif value is None and token in _ONE and unit_next:
-            value = 1.0
-        elif value is None and token in _PLUS_HALF and _number(after) is not None:
-            i += 1
-            value = _number(after) + 0.5
-        if value is not None:
-            money = after in _CURRENCY or (i > 0 and tokens[i - 1] in _CURRENCY)
-            if money or len(token.split(".")[0]) >= _PHONE_DIGITS:
+        number = _number_at(tokens, i, first)
+        if number is not None:
+            value, span, counted = number
+            before, after = tokens[i - 1] if i else "", tokens[i + span] if i + span < n else ""
+            i += span
+            if after in _TIME_WORDS:  # "paanch baje": a time, not a quantity
                 i += 1
                 continue
-            i += 1
-            if i < n and "/" in tokens[i] and _number(tokens[i]) is not None and "/" not in token:
-                value += _number(tokens[i])
-                i += 1
+            if after in _CURRENCY or before in _CURRENCY or len(token.split(".")[0]) >= _PHONE_DIGITS:
+                continue
             unit, span = _unit_at(tokens, i)
             i += span
-            out.append(("q", (value, unit)))
+            if unit == "pau":
+                value, unit = value * 0.25, "kg"
+                i += _unit_at(tokens, i)[0] == "kg"  # "ek pau kilo"
+            out.append(("q", (value, unit or ("piece" if counted else None))))
             continue
+        negation = _negation_at(tokens, i)
+        if negation:
+            out.append(("n", negation[0]))
+            i += negation[1]
+            continue
+        unit = _UNIT.get(token)
         if token in _TIMES:
             out.append(("x", token))
-        elif _UNIT.get(token) == "dozen":
+        elif unit == "dozen":
             out.append(("q", (1.0, "dozen")))
+        elif unit == "pau":
+            out.append(("q", (0.25, "kg")))
+            i += _unit_at(tokens, i + 1)[0] == "kg"
+        elif unit in _CONTAINERS and _after_measure(out):
+            out.append(("q", (1.0, unit)))  # "25 kg ko bora": one sack of 25 kg
         elif token in _FILLERS:
             out.append(("f", token))
         else:
             out.append(("w", token))
         i += 1
     return out
+
+
+def _after_measure(items: list[tuple[str, Any]]) -> bool:
+    """Whether the last item, past joining words, is a weight or volume ("25 kg ko ...")."""
+    for kind, value in reversed(items):
+        if kind == "w" and value in _LINKERS:
+            continue
+        return kind == "q" and len(value) == 2 and value[1] in _MEASURED
+    return False
 
 
 def _combine(first: tuple, second: tuple, times: bool) -> tuple | None:
@@ -214,7 +267,10 @@ def _merge_adjacent(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """Combine "1 ltr x 12", "2 x 5kg" and "1.5 ltr 6 bottle" into one quantity; drop stray "x"."""
     merged: list[tuple[str, Any]] = []
     times = False
-    for kind, value in items:
+    for at, (kind, value) in enumerate(items):
+        following = items[at + 1][0] if at + 1 < len(items) else ""
+        if kind == "w" and value in _LINKERS and merged and merged[-1][0] == "q" and following == "q":
+            continue  # "1 litre ko 2 ota", "5 kg ko 4 packet": one quantity
         if kind == "x":
             times = True
             continue
@@ -257,16 +313,17 @@ def _chunks(items: list[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
 
 
 def _is_chatter(raw: str, items: list[tuple[str, Any]]) -> bool:
-    """Price questions, times and other questions without a quantity are not order lines."""
+    """Price questions and other questions without a quantity are not order lines."""
     words = {value for kind, value in items if kind != "q"}
-    if words & _PRICE_WORDS or words & _TIME_WORDS:
+    if words & _PRICE_WORDS:
         return True
     has_quantity = any(kind == "q" for kind, _ in items)
-    return not has_quantity and ("?" in raw or bool(words & _QUESTION_WORDS))
+    return not has_quantity and ("?" in raw or bool(words & _QUESTION_WORDS) or has_time(raw))
 
 
 def _line(raw: str, chunk: list[tuple[str, Any]]) -> ParsedLine | None:
-    """The order line for one chunk, or None when it names nothing."""
+    """The order line for one chunk, or None when it names nothing or is negated."""
+    chunk = _without_negated(chunk)
     words = [value for kind, value in chunk if kind == "w"]
     while words and words[0] in _LINKERS:
         words.pop(0)
@@ -283,13 +340,24 @@ def _line(raw: str, chunk: list[tuple[str, Any]]) -> ParsedLine | None:
     return ParsedLine(raw, " ".join(words), round(quantity, 6), unit, pack[0] if pack else None)
 
 
+def _without_negated(chunk: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The chunk without what its negations undo: "wai wai hoina rara 5" keeps "rara 5"."""
+    while (at := next((i for i, (kind, _) in enumerate(chunk) if kind == "n"), None)) is not None:
+        if chunk[at][1] == "after" and any(kind == "w" for kind, _ in chunk[at + 1 :]):
+            chunk = chunk[:at]  # "no oil": the negation and what follows
+        else:
+            chunk = chunk[at + 1 :]  # "tel chahidaina", "oil not needed": what precedes
+    return chunk
+
+
 def _segments(text: str) -> list[str]:
-    """Lines without bullets and list numbering, split on separators."""
+    """Lines without bullets and list markers, split on separators."""
     segments = []
     for line in unicodedata.normalize("NFC", text).splitlines():
         line = _BULLET.sub("", line)
         line = _NUMBERING.sub("", line, count=1)
         line = _DASH_NUMBERING.sub("", line, count=1)
+        line = _MARKER.sub(",", line)
         segments.extend(part.strip() for part in _SEPARATORS.split(line) if part and part.strip())
     return segments
 
@@ -298,7 +366,7 @@ def parse_order(text: str) -> list[ParsedLine]:
     """Split a message into order lines; chatter, greetings and questions give no lines."""
     lines = []
     for raw in _segments(text):
-        tokens = normalize(raw).split()
+        tokens = normalize(strip_non_quantities(raw)).split()
         items = _merge_adjacent(_scan(tokens))
         if not items or _is_chatter(raw, items):
             continue
