@@ -334,6 +334,10 @@ def _line(raw: str, chunk: list[tuple[str, Any]]) -> ParsedLine | None:
     quantities = [value for kind, value in chunk if kind == "q"]
     if len(quantities) == 2 and len(quantities[0]) == 2:
         quantities = [_combine(quantities[0], quantities[1], times=False) or quantities[0]]
+    elif len(quantities) == 2 and len(quantities[1]) == 2 and quantities[1][1] in (None, "piece"):
+        # "25 kg ko bora chini 2 ota": two of the packs already read.
+        (count, unit, pack), (times, _) = quantities
+        quantities = [(count * times, unit, pack)]
     if not quantities:
         return ParsedLine(text=raw, name=" ".join(words), quantity=None, unit=None)
     quantity, unit, *pack = quantities[0]
