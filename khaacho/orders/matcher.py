@@ -27,6 +27,7 @@ _MEASURES = {
 }
 _MAX_CANDIDATES = 10
 _FUZZY_CACHE_SIZE = 4096
+_MIN_INSIDE_LETTERS = 4
 # "bhatmas ko tel" is "bhatmas tel"; "तोरीको" written as one word loses its "को" too.
 _JOINERS = frozenset({"ko", "of", "को"})
 
@@ -207,7 +208,10 @@ class Catalog:
         if not covered:
             return Resolution(UNKNOWN)
         everything = set(range(len(words)))
-        tier = {p: 2 if complete[p] else 1 if covered[p] >= everything else 0 for p in covered}
+        # A line all inside one product's alias ("masino") is that product, unless it is a short word
+        # ("call" is not "kala chana").
+        inside = len("".join(words)) >= _MIN_INSIDE_LETTERS
+        tier = {p: 2 if complete[p] else 1 if inside and covered[p] >= everything else 0 for p in covered}
         ranked = sorted(covered, key=lambda p: (-len(covered[p]), -tier[p], p))
         top = [p for p in ranked if len(covered[p]) == len(covered[ranked[0]])]
         best_tier = max(tier[p] for p in top)
@@ -215,7 +219,9 @@ class Catalog:
         candidates = tuple(self._products[p] for p in [*winners, *[p for p in ranked if p not in winners]])
         candidates = candidates[:_MAX_CANDIDATES]
         if best_tier == 0:
-            return Resolution(UNKNOWN, candidates=candidates)
+            # "dal": too short to name one product alone, but plainly one of those it is part of.
+            several = sum(covered[p] >= everything for p in covered) > 1
+            return Resolution(AMBIGUOUS if several else UNKNOWN, candidates=candidates)
         if len(winners) > 1 or self._unknown_modifier(words, matches, covered, winners[0]):
             return Resolution(AMBIGUOUS, candidates=candidates)
         return Resolution(MATCHED, self._products[winners[0]])

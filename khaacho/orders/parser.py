@@ -88,7 +88,7 @@ _NEGATE_BEFORE = _wordset(
 )
 _NEGATED_VERBS = ("chah", "chai", "path", "lyau", "चाहि", "पठा")
 # ... and those that undo what follows them, or what precedes them at the end of a line ("oil not needed").
-_NEGATE_AFTER = _wordset("no not dont don without cancel remove nahi nahin bina बिना")
+_NEGATE_AFTER = _wordset("no not dont don without cancel remove skip nahi nahin bina बिना")
 _CONTAINERS = frozenset({"bag", "box", "carton", "crate", "tin", "bottle", "packet", "tray"})
 
 _TEXT_MARKS = ("Mn", "Mc")
@@ -101,7 +101,10 @@ _BULLET = re.compile(r"^[\s\-*•·>#]+")
 _NUMBERING = re.compile(r"^\s*\d{1,2}\s*[.)]\s*(?!\d)")
 _DASH_NUMBERING = re.compile(r"^\s*\d{1,2}\s*[-:]\s+(?=.*\d)")
 _MARKER = re.compile(r"(?:^|(?<=\s))(?:\(\s*\d{1,2}\s*\)|\d{1,2}\)|[a-h]\))(?=\s)", re.IGNORECASE)
-_SEPARATORS = re.compile(r"(?<=\?)|[,;।|+&!]|\s(?:and|ra|र|ani|अनि|n|plus|tara|तर|but)\s", re.IGNORECASE)
+# A full stop after a word (not "kg." or "no. 23") ends a sentence.
+_SEPARATORS = re.compile(
+    r"(?<=\?)|[,;।|+&!]|(?<=[^\W\d_]{3})\.(?=\s)|\s(?:and|ra|र|ani|अनि|n|plus|tara|तर|but)\s", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,11 @@ def _scan(tokens: list[str]) -> list[tuple[str, Any]]:
             i += negation[1]
             continue
         unit = _UNIT.get(token)
+        written_after = _number(tokens[i + 1]) if unit and unit != "pau" and i + 1 < n else None
+        if written_after is not None and _unit_at(tokens, i + 2)[0] is None:
+            out.append(("q", (written_after, unit)))  # "carton 2", "chini kg 5": the unit before its number
+            i += 2
+            continue
         if token in _TIMES:
             out.append(("x", token))
         elif unit == "dozen":
@@ -347,8 +355,13 @@ def _line(raw: str, chunk: list[tuple[str, Any]]) -> ParsedLine | None:
 def _without_negated(chunk: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """The chunk without what its negations undo: "wai wai hoina rara 5" keeps "rara 5"."""
     while (at := next((i for i, (kind, _) in enumerate(chunk) if kind == "n"), None)) is not None:
+        last_quantity = max((i for i, (kind, _) in enumerate(chunk[:at]) if kind == "q"), default=None)
         if chunk[at][1] == "after" and any(kind == "w" for kind, _ in chunk[at + 1 :]):
             chunk = chunk[:at]  # "no oil": the negation and what follows
+        elif last_quantity is not None and all(
+            any(kind == "w" for kind, _ in part) for part in (chunk[:last_quantity], chunk[last_quantity:at])
+        ):
+            chunk = chunk[: last_quantity + 1] + chunk[at + 1 :]  # "chini 5 kg tel chahidaina": only "tel"
         else:
             chunk = chunk[at + 1 :]  # "tel chahidaina", "oil not needed": what precedes
     return chunk

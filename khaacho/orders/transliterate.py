@@ -3,7 +3,7 @@
 ``रारा`` and ``rara`` must meet, and so must ``कोक`` and ``coke``, without a hand-made list per
 product: Devanagari is transliterated letter by letter (with Nepali's silent inherent vowels
 dropped), then both spellings are folded to a key that forgets the distinctions romanized
-Nepali writes inconsistently (aspiration, vowel length, doubled letters, c/k, v/w, a final a/e).
+Nepali writes inconsistently (aspiration, vowel length, doubled letters, c/k, v/w, a final a/e/o).
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ _KEY_STEPS = (
     (re.compile(r"ee"), "i"),
     (re.compile(r"oo"), "u"),
     (re.compile(r"(.)\1+"), r"\1"),
-    (re.compile(r"(?<=[^aeiou])[ae]$"), ""),
+    # A final a/e/o is dropped: "maha"/"मह", "coke"/"कोक", and Nepali adjectives "kalo"/"kala".
+    (re.compile(r"(?<=[^aeiou])[aeo]$"), ""),
 )
 
 
