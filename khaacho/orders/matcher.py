@@ -79,7 +79,9 @@ class Resolution:
 
 
 def _fold_word(word: str) -> str:
-    if word.isascii() and len(word) > 3 and word.endswith("s") and word[-2] not in "aiuso":
+    if word.isascii() and len(word) > 4 and word.endswith("oes"):
+        word = word[:-2]  # "potatoes" -> "potato"
+    elif word.isascii() and len(word) > 3 and word.endswith("s") and word[-2] not in "aiuso":
         word = word[:-1]  # "eggs" -> "egg", but not "maas", "bhatmas", "kismis", "glass"
     elif is_devanagari(word) and word.endswith("को") and len(word) > 2:
         word = word[:-2]  # "तोरीको" -> "तोरी"
@@ -222,21 +224,19 @@ class Catalog:
             # "dal": too short to name one product alone, but plainly one of those it is part of.
             several = sum(covered[p] >= everything for p in covered) > 1
             return Resolution(AMBIGUOUS if several else UNKNOWN, candidates=candidates)
-        if len(winners) > 1 or self._unknown_modifier(words, matches, covered, winners[0]):
+        if len(winners) > 1 or self._unexplained_modifier(covered, winners[0]):
             return Resolution(AMBIGUOUS, candidates=candidates)
         return Resolution(MATCHED, self._products[winners[0]])
 
     @staticmethod
-    def _unknown_modifier(words: list[str], matches: dict, covered: dict[int, set[int]], winner: int) -> bool:
-        """An unknown word right before the product's words when another product shares them as much.
+    def _unexplained_modifier(covered: dict[int, set[int]], winner: int) -> bool:
+        """A word before the product's words that it does not explain, while another product shares them.
 
-        "kalo jeera" (nigella) is not cumin: "jeera" is also part of "jeera masino", so an unknown
-        "kalo" may name another product. "jeera powder" stays cumin: "powder" is a catalog word.
+        "kalo jeera" (nigella) is not cumin: "jeera" is also part of "jeera masino", so "kalo" may
+        name another product. "jeera powder" stays cumin: a word after the name describes it.
         """
         mine = covered[winner]
-        before = min(mine) - 1
-        known = set().union(*matches.values())
-        if before < 0 or before in known:
+        if min(mine) == 0:
             return False
         return any(p != winner and len(c) == len(mine) and c & mine for p, c in covered.items())
 

@@ -39,8 +39,8 @@ NUMBER_WORDS = _words({
     40: "forty chalis chaalis चालीस",
     50: "fifty pachas pachaas पचास",
     60: "sixty saathi साठी",
-    100: "hundred saya sae सय",
 })  # fmt: skip
+HUNDREDS = frozenset({"hundred", "sau", "saya", "sae", "सय"})  # "paanch sau gram" is 500 g
 
 # Alone before a unit: "aadha kg", "dedh kg", "dhai litre", "sawa kg" (1¼), "paune kg" (¾).
 FRACTION_WORDS = _words({

@@ -9,6 +9,7 @@ from typing import Any
 
 from khaacho.orders.numbers import (
     FRACTION_WORDS,
+    HUNDREDS,
     NUMBER_MODIFIERS,
     has_time,
     strip_non_quantities,
@@ -168,6 +169,8 @@ def _number_at(tokens: list[str], i: int, first: bool) -> tuple[float, int, bool
     if value is not None:
         if i + 1 < n and "/" in after and _number(after) is not None and "/" not in token:
             return value + _number(after), 2, False  # "1 1/2 kg"
+        if after in HUNDREDS:
+            return value * 100, 2, False
         return value, 1, False
     unit_next = _unit_at(tokens, i + 1)[0] is not None
     if token in NUMBER_MODIFIERS and i + 1 < n:
@@ -177,6 +180,8 @@ def _number_at(tokens: list[str], i: int, first: bool) -> tuple[float, int, bool
         if following is not None:
             return following + NUMBER_MODIFIERS[token], 2, False
     spoken = word_number(token)
+    if spoken and after in HUNDREDS:
+        return spoken[0] * 100, 2, False
     if spoken and (spoken[1] or unit_next or after in _TIMES or after in _TIME_WORDS or (first and after)):
         return spoken[0], 1, spoken[1]
     if token in FRACTION_WORDS and unit_next:
