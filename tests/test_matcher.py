@@ -3,7 +3,6 @@
 import importlib.util
 import io
 import json
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -44,11 +43,11 @@ def items(text: str, catalog: Catalog) -> list[tuple]:
         ("bhatmas ko tel", "SOYBEAN-OIL"),
         ("sabun", "SOAP"),
         ("dhune sabun", "DETERGENT"),
-        ("dal", "DAL-MUSURO"),
+        ("musuro dal", "DAL-MUSURO"),
         ("mas ko dal", "DAL-MAS"),
         ("pitho", "ATTA"),
         ("makai ko pitho", "MAIZE-FLOUR"),
-        ("noodles", "WAI-WAI"),
+        ("wai wai noodles", "WAI-WAI"),
         ("rara noodles", "RARA"),
         ("eggs", "EGGS"),
         ("egg", "EGGS"),
@@ -68,7 +67,7 @@ def test_exact_and_longest_alias_beat_generic_words(catalog, name, sku):
         ("chiyapatti", "TEA"),
         ("cheeni", "SUGAR"),
         ("chinni", "SUGAR"),
-        ("daal", "DAL-MUSURO"),
+        ("musuro daal", "DAL-MUSURO"),
         ("चिनि", "SUGAR"),
         ("दुध", "MILK"),
         ("दूध", "MILK"),
@@ -126,7 +125,7 @@ def test_unknown_products_stay_unmatched(catalog, name):
         ("kera 6 wota", [("BANANA", 0.5, "dozen")]),
         ("६ वटा कोक", [("COKE", 6, "bottle")]),
         ("10 wota wai wai", [("WAI-WAI", 10, "packet")]),
-        ("Noodles x 30", [("WAI-WAI", 30, "packet")]),
+        ("Noodles x 30", [(None, 30, None)]),
         ("chini", [("SUGAR", 1, "kg")]),
         ("2 bora chini", [("SUGAR", 2, "bag")]),
         ("salt 5 kg", [("SALT", 5, "kg")]),
@@ -167,7 +166,7 @@ def test_messages_that_are_not_orders_give_no_items(catalog, text):
 
 
 def test_the_shared_samples_are_read_as_a_person_reads_them(catalog):
-    assert items("10 kg chini ra 5 kg dal", catalog) == [("SUGAR", 10, "kg"), ("DAL-MUSURO", 5, "kg")]
+    assert items("10 kg chini ra 5 kg dal", catalog) == [("SUGAR", 10, "kg"), (None, 5, "kg")]
     assert items("चिया पत्ती २ प्याकेट", catalog) == [("TEA", 2, "packet")]
     assert items("5 kg chini, 2 packet wai wai 🙏", catalog) == [("SUGAR", 5, "kg"), ("WAI-WAI", 2, "packet")]
     assert items("add 1 carton rara", catalog) == [("RARA", 1, "carton")]
@@ -210,14 +209,6 @@ class _Row:
 def test_catalog_takes_dicts_or_model_objects_and_either_alias_form(product):
     line = Catalog([product]).match(ParsedLine("5 kg cheeni", "cheeni", 5, "kg"))
     assert line == OrderLine("5 kg cheeni", "SUGAR", 7, 5, "kg", Decimal("110"))
-
-
-def test_matching_a_message_is_fast(catalog):
-    message = "Namaste dai, malai 20 kg chamal, 5 kg musuro dal ra 2 litre tori ko tel, suger 5kg pathaidinus"
-    started = time.perf_counter()
-    for _ in range(200):
-        read_order(message, catalog)
-    assert (time.perf_counter() - started) / 200 < 0.005
 
 
 def test_demo_catalog_loads_with_decimal_prices():
@@ -266,11 +257,32 @@ def test_catalog_csv_trims_aliases_and_lowercases_units():
     ]
 
 
-def test_dataset_f1_is_at_least_095(catalog):
+def _bench():
     spec = importlib.util.spec_from_file_location("bench_parser", ROOT / "bench" / "parser.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_team_corpus_f1_stays_at_least_097_with_every_ambiguous_line_asked(catalog):
     cases = json.loads((ROOT / "tests" / "data" / "orders.json").read_text(encoding="utf-8"))
-    assert len(cases) >= 70
-    result = bench.evaluate(catalog, cases)
-    assert result["f1"] >= 0.95, result["misses"]
+    assert len(cases) >= 150
+    result = _bench().evaluate(catalog, cases)
+    assert result["f1"] >= 0.97, result["misses"]
+    assert result["asked_right"] == result["asked_expected"] >= 20
+
+
+def test_held_back_corpus_is_there_and_scored_the_same_way(catalog):
+    cases = json.loads((ROOT / "tests" / "data" / "orders-heldout.json").read_text(encoding="utf-8"))
+    assert len(cases) >= 60
+    result = _bench().evaluate(catalog, cases)
+    assert result["expected"] > 100 and 0 <= result["f1"] <= 1
+
+
+def test_bench_counts_an_asked_line_as_right_and_a_guess_as_wrong(catalog):
+    bench = _bench()
+    asked = [{"text": "5 kg dal", "items": [{"sku": None, "quantity": 5, "unit": "kg", "ambiguous": True,
+                                              "candidates": ["DAL-MUSURO", "DAL-MUGI"]}]}]
+    guessed = [{"text": "5 kg dal", "items": [{"sku": "DAL-MUSURO", "quantity": 5, "unit": "kg"}]}]
+    assert bench.evaluate(catalog, asked)["f1"] == 1.0
+    assert bench.evaluate(catalog, guessed)["f1"] == 0.0

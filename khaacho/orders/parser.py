@@ -59,8 +59,9 @@ _FILLERS = _wordset(
     dinus dinu dinuhos dinuhola deu dinos ani pani ni hai la ta aaja aja bholi ahile kripaya dhanyabad
     dhanyabaad dhanyawad hola cha chha xa ho garnus garnu garidinus lyaidinus lyaunu lyaunus thap thapnu
     thapidinus ma samma pachi bhanda agadi aba aile ahile matra only just lagi ready rakhnu before after
+    bihana beluka diuso raati bhitra
     मलाई हामीलाई चाहियो चाहिन्छ पठाइदिनुस पठाइदिनुहोस् पठाउनुस पठाउनु दिनुस दिनुहोस् दाइ दाजु दिदी
-    भाइ नमस्ते नमस्कार धन्यवाद कृपया पनि अनि है हजुर आज भोलि छ हो
+    भाइ नमस्ते नमस्कार धन्यवाद कृपया पनि अनि है हजुर आज भोलि छ हो बिहान बेलुका भित्र सम्म
     """
 )
 # Joining words are part of names like "tori ko tel": only dropped at the edges of a name.
@@ -384,11 +385,22 @@ def _segments(text: str) -> list[str]:
     return segments
 
 
+def _split_units(tokens: list[str]) -> list[str]:
+    """A unit written together with "को" ("लिटरको") as the unit and the joining word."""
+    out = []
+    for token in tokens:
+        if token.endswith("को") and token[:-2] in _UNIT:
+            out.extend((token[:-2], "को"))
+        else:
+            out.append(token)
+    return out
+
+
 def parse_order(text: str) -> list[ParsedLine]:
     """Split a message into order lines; chatter, greetings and questions give no lines."""
     lines = []
     for raw in _segments(text):
-        tokens = normalize(strip_non_quantities(raw)).split()
+        tokens = _split_units(normalize(strip_non_quantities(raw)).split())
         items = _merge_adjacent(_scan(tokens))
         if not items or _is_chatter(raw, items):
             continue
