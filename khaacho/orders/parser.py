@@ -15,83 +15,23 @@ from khaacho.orders.numbers import (
     strip_non_quantities,
     word_number,
 )
-
-
-def _wordset(words: str) -> frozenset[str]:
-    return frozenset(words.split())
-
-
-UNITS = _wordset("kg g litre ml packet piece bottle crate bag dozen box carton tray tin")
-
-_UNIT_WORDS = {
-    "kg": "kg kgs kilo kilos kilogram kilograms kilogramme kgm केजी किलो किलोग्राम",
-    "g": "g gm gms gram grams gramme gr grm ग्राम",
-    "litre": "l lt ltr ltrs litre litres liter liters lit लिटर लि",
-    "ml": "ml mls millilitre milliliter एमएल",
-    "packet": "packet packets pkt pkts pk pck pckt pack packs pkg paket poka प्याकेट पाकेट पोका",
-    "piece": "piece pieces pc pcs pis nos wota ota vota wata ta gota वटा ओटा टा गोटा पिस",
-    "bottle": "bottle bottles btl btls botal bottal बोतल",
-    "crate": "crate crates kret क्रेट",
-    "bag": "bag bags bora boras bori sack sacks बोरा बोरी",
-    "dozen": "dozen dozens doz dz darjan darjon दर्जन",
-    "box": "box boxes baksa dabba बाकस डब्बा",
-    "carton": "carton cartons ctn ctns cartoon kartun कार्टुन कार्टन",
-    "tray": "tray trays ट्रे",
-    "tin": "tin tins टिन",
-    "pau": "pau paau pao pav पाउ",  # a quarter kilo, read as 0.25 kg
-}
-_UNIT = {word: unit for unit, words in _UNIT_WORDS.items() for word in words.split()}
-_TWO_WORD_UNITS = {("k", "g"): "kg", ("के", "जी"): "kg", ("kilo", "gram"): "kg", ("m", "l"): "ml"}
-
-_ONE = frozenset({"a", "an"})
-_TIMES = frozenset({"x", "×"})
-_MEASURED = frozenset({"kg", "g", "litre", "ml"})
-_CURRENCY = frozenset({"rs", "rupees", "rupee", "rupiya", "npr", "रु", "रुपैयाँ", "रुपैया"})
-
-_FILLERS = _wordset(
-    """
-    please pls plz plss kindly send sent need needed want order orders give add bring deliver delivery
-    i me we us my our you your the a an some sir madam dear hello hi hey namaste namaskar thanks thank
-    thankyou ty ok okay also more following items item today tomorrow asap urgent required require for
-    to can could would will have has get good morning evening night bye and or new list
-    dai daju didi bhai bahini sathi hajur ji malai hami hamilai mero hamro lai chahiyo chaiyo chahiyeko
-    chahincha chaincha chainxa pathaidinus pathaidinu pathaidinuhos pathaunu pathaunus pathau pathaideu
-    dinus dinu dinuhos dinuhola deu dinos ani pani ni hai la ta aaja aja bholi ahile kripaya dhanyabad
-    dhanyabaad dhanyawad hola cha chha xa ho garnus garnu garidinus lyaidinus lyaunu lyaunus thap thapnu
-    thapidinus ma samma pachi bhanda agadi aba aile ahile matra only just lagi ready rakhnu before after
-    bihana beluka diuso raati bhitra
-    मलाई हामीलाई चाहियो चाहिन्छ पठाइदिनुस पठाइदिनुहोस् पठाउनुस पठाउनु दिनुस दिनुहोस् दाइ दाजु दिदी
-    भाइ नमस्ते नमस्कार धन्यवाद कृपया पनि अनि है हजुर आज भोलि छ हो बिहान बेलुका भित्र सम्म
-    """
+from khaacho.orders.words import (
+    CONTAINERS,
+    CURRENCY,
+    FILLERS,
+    LINKERS,
+    MEASURED,
+    NEGATE_AFTER,
+    NEGATE_BEFORE,
+    NEGATED_VERBS,
+    ONE,
+    PRICE_WORDS,
+    QUESTION_WORDS,
+    TIME_WORDS,
+    TIMES,
+    TWO_WORD_UNITS,
+    UNIT,
 )
-# Joining words are part of names like "tori ko tel": only dropped at the edges of a name.
-_LINKERS = frozenset({"ko", "ka", "ki", "of", "wala", "wali", "vala", "को", "वाला"})
-_PRICE_WORDS = _wordset(
-    """
-    price prices rate rates cost much kati mol daam dam bhau bhaau kimat
-    कति भाउ मूल्य दाम मोल
-    """
-)
-_QUESTION_WORDS = _wordset(
-    """
-    what when how why where which who kahile kina kaha kasari k ke
-    कहिले किन कहाँ के कसरी
-    """
-)
-_TIME_WORDS = frozenset({"baje", "bajey", "bje", "बजे", "am", "pm"})
-# Negations that undo the words before them ("tel chahidaina", "wai wai hoina", "नुन नचाहिने")...
-_NEGATE_BEFORE = _wordset(
-    """
-    chahidaina chaidaina chahindaina chaindaina chahidain chaidain chahidaena chaidaena chahidena chaidena
-    chahiyena chaiyena pardaina pardaena pardena hoina haina hoena nachahine nachaine nachahiyeko
-    napathaunu napathaunus napathau napathaidinu napathaidinus nalyaunu nalyaunus
-    चाहिँदैन चाहिदैन चाहिंदैन चाहिएन पर्दैन होइन हैन नचाहिने नपठाउनु नपठाउनुस नपठाउनुहोस् नल्याउनु
-    """
-)
-_NEGATED_VERBS = ("chah", "chai", "path", "lyau", "चाहि", "पठा")
-# ... and those that undo what follows them, or what precedes them at the end of a line ("oil not needed").
-_NEGATE_AFTER = _wordset("no not dont don without cancel remove skip nahi nahin bina बिना")
-_CONTAINERS = frozenset({"bag", "box", "carton", "crate", "tin", "bottle", "packet", "tray"})
 
 _TEXT_MARKS = ("Mn", "Mc")
 _DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")
@@ -155,10 +95,10 @@ def _number(token: str) -> float | None:
 
 def _unit_at(tokens: list[str], i: int) -> tuple[str | None, int]:
     """The unit starting at tokens[i] and how many tokens it spans."""
-    if i + 1 < len(tokens) and (tokens[i], tokens[i + 1]) in _TWO_WORD_UNITS:
-        return _TWO_WORD_UNITS[(tokens[i], tokens[i + 1])], 2
-    if i < len(tokens) and tokens[i] in _UNIT:
-        return _UNIT[tokens[i]], 1
+    if i + 1 < len(tokens) and (tokens[i], tokens[i + 1]) in TWO_WORD_UNITS:
+        return TWO_WORD_UNITS[(tokens[i], tokens[i + 1])], 2
+    if i < len(tokens) and tokens[i] in UNIT:
+        return UNIT[tokens[i]], 1
     return None, 0
 
 
@@ -183,11 +123,11 @@ def _number_at(tokens: list[str], i: int, first: bool) -> tuple[float, int, bool
     spoken = word_number(token)
     if spoken and after in HUNDREDS:
         return spoken[0] * 100, 2, False
-    if spoken and (spoken[1] or unit_next or after in _TIMES or after in _TIME_WORDS or (first and after)):
+    if spoken and (spoken[1] or unit_next or after in TIMES or after in TIME_WORDS or (first and after)):
         return spoken[0], 1, spoken[1]
     if token in FRACTION_WORDS and unit_next:
         return FRACTION_WORDS[token], 1, False
-    if token in _ONE and unit_next:
+    if token in ONE and unit_next:
         return 1.0, 1, False
     return None
 
@@ -195,11 +135,11 @@ def _number_at(tokens: list[str], i: int, first: bool) -> tuple[float, int, bool
 def _negation_at(tokens: list[str], i: int) -> tuple[str, int] | None:
     """("before", span) for "tel chahidaina", ("after", span) for "no tel"; None when not a negation."""
     token, after = tokens[i], tokens[i + 1] if i + 1 < len(tokens) else ""
-    if token in _NEGATE_BEFORE:
+    if token in NEGATE_BEFORE:
         return "before", 1
-    if token == "na" and after.startswith(_NEGATED_VERBS):
+    if token == "na" and after.startswith(NEGATED_VERBS):
         return "before", 2  # "na chahine", "na pathaunu"
-    if token in _NEGATE_AFTER:
+    if token in NEGATE_AFTER:
         return "after", 1
     return None
 
@@ -216,10 +156,10 @@ def _scan(tokens: list[str]) -> list[tuple[str, Any]]:
             value, span, counted = number
             before, after = tokens[i - 1] if i else "", tokens[i + span] if i + span < n else ""
             i += span
-            if after in _TIME_WORDS:  # "paanch baje": a time, not a quantity
+            if after in TIME_WORDS:  # "paanch baje": a time, not a quantity
                 i += 1
                 continue
-            if after in _CURRENCY or before in _CURRENCY or len(token.split(".")[0]) >= _PHONE_DIGITS:
+            if after in CURRENCY or before in CURRENCY or len(token.split(".")[0]) >= _PHONE_DIGITS:
                 continue
             unit, span = _unit_at(tokens, i)
             i += span
@@ -233,22 +173,22 @@ def _scan(tokens: list[str]) -> list[tuple[str, Any]]:
             out.append(("n", negation[0]))
             i += negation[1]
             continue
-        unit = _UNIT.get(token)
+        unit = UNIT.get(token)
         written_after = _number(tokens[i + 1]) if unit and unit != "pau" and i + 1 < n else None
         if written_after is not None and _unit_at(tokens, i + 2)[0] is None:
             out.append(("q", (written_after, unit)))  # "carton 2", "chini kg 5": the unit before its number
             i += 2
             continue
-        if token in _TIMES:
+        if token in TIMES:
             out.append(("x", token))
         elif unit == "dozen":
             out.append(("q", (1.0, "dozen")))
         elif unit == "pau":
             out.append(("q", (0.25, "kg")))
             i += _unit_at(tokens, i + 1)[0] == "kg"
-        elif unit in _CONTAINERS and _after_measure(out):
+        elif unit in CONTAINERS and _after_measure(out):
             out.append(("q", (1.0, unit)))  # "25 kg ko bora": one sack of 25 kg
-        elif token in _FILLERS:
+        elif token in FILLERS:
             out.append(("f", token))
         else:
             out.append(("w", token))
@@ -259,17 +199,17 @@ def _scan(tokens: list[str]) -> list[tuple[str, Any]]:
 def _after_measure(items: list[tuple[str, Any]]) -> bool:
     """Whether the last item, past joining words, is a weight or volume ("25 kg ko ...")."""
     for kind, value in reversed(items):
-        if kind == "w" and value in _LINKERS:
+        if kind == "w" and value in LINKERS:
             continue
-        return kind == "q" and len(value) == 2 and value[1] in _MEASURED
+        return kind == "q" and len(value) == 2 and value[1] in MEASURED
     return False
 
 
 def _combine(first: tuple, second: tuple, times: bool) -> tuple | None:
     """One quantity from two written side by side, or None when they are separate items."""
     (a, a_unit), (b, b_unit) = first[:2], second[:2]
-    if (a_unit in _MEASURED) != (b_unit in _MEASURED):
-        size, count = (first, second) if a_unit in _MEASURED else (second, first)
+    if (a_unit in MEASURED) != (b_unit in MEASURED):
+        size, count = (first, second) if a_unit in MEASURED else (second, first)
         if count[1] is not None or times:
             return (count[0], count[1], (size[0], size[1]))
     if times and (a_unit is None or b_unit is None):
@@ -283,7 +223,7 @@ def _merge_adjacent(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     times = False
     for at, (kind, value) in enumerate(items):
         following = items[at + 1][0] if at + 1 < len(items) else ""
-        if kind == "w" and value in _LINKERS and merged and merged[-1][0] == "q" and following == "q":
+        if kind == "w" and value in LINKERS and merged and merged[-1][0] == "q" and following == "q":
             continue  # "1 litre ko 2 ota", "5 kg ko 4 packet": one quantity
         if kind == "x":
             times = True
@@ -320,7 +260,7 @@ def _chunks(items: list[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
         if not quantity_first and item[0] == "q":
             chunks.append([])
     chunks = [chunk for chunk in chunks if chunk]
-    if quantity_first and len(chunks) == 2 and all(v in _LINKERS for k, v in chunks[1] if k == "w"):
+    if quantity_first and len(chunks) == 2 and all(v in LINKERS for k, v in chunks[1] if k == "w"):
         # "5 ltr sunflower oil 2 wota", "10 packet chini 1 kg wala": the trailing quantity is the same item's.
         return [chunks[0] + chunks[1]]
     return chunks
@@ -329,19 +269,19 @@ def _chunks(items: list[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
 def _is_chatter(raw: str, items: list[tuple[str, Any]]) -> bool:
     """Price questions and other questions without a quantity are not order lines."""
     words = {value for kind, value in items if kind != "q"}
-    if words & _PRICE_WORDS:
+    if words & PRICE_WORDS:
         return True
     has_quantity = any(kind == "q" for kind, _ in items)
-    return not has_quantity and ("?" in raw or bool(words & _QUESTION_WORDS) or has_time(raw))
+    return not has_quantity and ("?" in raw or bool(words & QUESTION_WORDS) or has_time(raw))
 
 
 def _line(raw: str, chunk: list[tuple[str, Any]]) -> ParsedLine | None:
     """The order line for one chunk, or None when it names nothing or is negated."""
     chunk = _without_negated(chunk)
     words = [value for kind, value in chunk if kind == "w"]
-    while words and words[0] in _LINKERS:
+    while words and words[0] in LINKERS:
         words.pop(0)
-    while words and words[-1] in _LINKERS:
+    while words and words[-1] in LINKERS:
         words.pop()
     if not words:
         return None
@@ -389,7 +329,7 @@ def _split_units(tokens: list[str]) -> list[str]:
     """A unit written together with "को" ("लिटरको") as the unit and the joining word."""
     out = []
     for token in tokens:
-        if token.endswith("को") and token[:-2] in _UNIT:
+        if token.endswith("को") and token[:-2] in UNIT:
             out.extend((token[:-2], "को"))
         else:
             out.append(token)
