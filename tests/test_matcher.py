@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from khaacho.orders.catalog_csv import CatalogError, load_catalog_rows
-from khaacho.orders.matcher import Catalog, OrderLine, read_order
+from khaacho.orders.matcher import AMBIGUOUS, MATCHED, UNKNOWN, Catalog, OrderLine, read_order
 from khaacho.orders.parser import ParsedLine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,6 +177,127 @@ def test_to_json_is_the_cli_item_shape(catalog):
     assert matched.to_json() == {"sku": "EGGS", "quantity": 24, "unit": "piece", "text": "2 dozen eggs"}
     assert unmatched.to_json() == {"sku": None, "quantity": 5, "unit": "kg", "text": "5 kg dragon fruit"}
     assert read_order("250 g besar", catalog)[0].to_json()["quantity"] == 0.25
+
+
+DALS = {"DAL-MUSURO", "DAL-MAS", "DAL-MUGI", "DAL-RAHAR", "DAL-CHANA"}
+OILS = {"MUSTARD-OIL", "SUNFLOWER-OIL", "SOYBEAN-OIL"}
+
+
+def skus(products) -> set[str]:
+    return {product.sku for product in products}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("dal", DALS), ("daal", DALS), ("दाल", DALS), ("oil", OILS), ("tel", OILS), ("तेल", OILS),
+     ("noodles", {"WAI-WAI", "RARA", "MAYOS"}), ("powder", {"TURMERIC", "CHILLI-POWDER", "CORIANDER-POWDER"}),
+     ("lentils", {"DAL-MUSURO", "DAL-MAS"})],
+)  # fmt: skip
+def test_a_line_that_fits_several_products_is_a_question_listing_them(catalog, name, expected):
+    resolution = catalog.resolve(name)
+    assert (resolution.status, resolution.product) == (AMBIGUOUS, None)
+    assert expected <= skus(resolution.candidates)
+
+
+@pytest.mark.parametrize(
+    ("name", "sku"),
+    [("jeera masino", "RICE-JEERA-MASINO"), ("masino", "RICE-JEERA-MASINO"),
+     ("masino chamal", "RICE-JEERA-MASINO"), ("jira masinu", "RICE-JEERA-MASINO"), ("chana dal", "DAL-CHANA"), ("chana", "CHANA"),
+     ("sukeko khursani", "CHILLI-DRIED"), ("khursani", "CHILLI-POWDER"), ("jeera powder", "CUMIN"),
+     ("kalo chana", "CHANA"), ("good quality mustrad oil", "MUSTARD-OIL")],
+)  # fmt: skip
+def test_a_phrase_is_resolved_to_the_product_it_names_not_one_sharing_part_of_it(catalog, name, sku):
+    assert catalog.resolve(name).product.sku == sku
+
+
+@pytest.mark.parametrize(("name", "shares"), [("kalo jeera", "CUMIN"), ("hariyo khursani", "CHILLI-POWDER")])
+def test_a_word_before_a_name_that_another_product_shares_makes_a_question(catalog, name, shares):
+    resolution = catalog.resolve(name)
+    assert resolution.status == AMBIGUOUS and shares in skus(resolution.candidates)
+
+
+def test_a_line_that_fits_no_product_well_is_unknown_with_those_sharing_a_word(catalog):
+    coconut = catalog.resolve("coconut oil")
+    assert (coconut.status, coconut.product) == (UNKNOWN, None) and skus(coconut.candidates) == OILS
+    assert catalog.resolve("dragon fruit") == catalog.resolve("dragon fruit").__class__(UNKNOWN)
+
+
+def test_candidates_are_at_most_ten():
+    products = [{"sku": f"DAL-{n}", "name": f"Kind{chr(97 + n)} Dal", "aliases": "", "unit": "kg", "price": 1}
+                for n in range(14)]  # fmt: skip
+    resolution = Catalog(products).resolve("dal")
+    assert resolution.status == AMBIGUOUS and len(resolution.candidates) == 10
+
+
+def test_an_asked_line_keeps_its_quantity_as_written_and_has_no_price(catalog):
+    [line] = read_order("dal 500 gm", catalog)
+    assert (line.sku, line.product_id, line.quantity, line.unit) == (None, None, 500, "g")
+    assert line.unit_price is None
+    assert line.status == AMBIGUOUS and skus(line.candidates) >= DALS
+    assert line.to_json() == {"sku": None, "quantity": 500, "unit": "g", "text": "dal 500 gm"}
+
+
+def test_an_ambiguous_line_without_quantity_is_asked_but_unknown_chatter_is_dropped(catalog):
+    lines = read_order("dal pathaidinus", catalog)
+    assert [(line.status, line.quantity) for line in lines] == [(AMBIGUOUS, 1)]
+    assert read_order("hijo ko order aayena", catalog) == []
+
+
+def test_a_matched_line_has_one_product_and_no_candidates(catalog):
+    [line] = read_order("1) jeera masino 25 kg", catalog)
+    assert (line.status, line.sku, line.quantity, line.candidates) == (MATCHED, "RICE-JEERA-MASINO", 25, ())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("रारा २० प्याकेट", ("RARA", 20, "packet")), ("कोक ६ वटा", ("COKE", 6, "bottle")),
+     ("स्प्राइट ६ बोतल", ("SPRITE", 6, "bottle")), ("कुरकुरे ५ प्याकेट", ("KURKURE", 5, "packet")),
+     ("मायोस ५ प्याकेट", ("MAYOS", 5, "packet")), ("मह १ बोतल", ("HONEY", 1, "bottle")),
+     ("भटमास तेल २ लिटर", ("SOYBEAN-OIL", 2, "litre")), ("मकैको पिठो २ केजी", ("MAIZE-FLOUR", 2, "kg"))],
+)  # fmt: skip
+def test_devanagari_spellings_match_romanized_aliases(catalog, text, expected):
+    assert items(text, catalog) == [expected]
+
+
+def test_transliteration_needs_no_devanagari_alias():
+    catalog = Catalog([
+        {"sku": "RARA", "name": "Rara Noodles", "aliases": "rara", "unit": "packet", "price": 20},
+        {"sku": "COKE", "name": "Coca-Cola", "aliases": "coke", "unit": "bottle", "price": 35},
+    ])
+    assert [catalog.find(name).sku for name in ("रारा", "कोक")] == ["RARA", "COKE"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("ek pau jeera", ("CUMIN", 0.25, "kg")), ("ghee 750 ml", ("GHEE", 0.75, "litre")),
+     ("dudh 500ml 4 ota", ("MILK", 2, "litre")), ("kera 24 ota", ("BANANA", 2, "dozen")),
+     ("anda 1.5 darjan", ("EGGS", 18, "piece")), ("paanch sau gram jeera", ("CUMIN", 0.5, "kg"))],
+)  # fmt: skip
+def test_units_convert_to_the_catalog_unit(catalog, text, expected):
+    [(sku, quantity, unit)] = items(text, catalog)
+    assert (sku, pytest.approx(quantity), unit) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Sold by the litre: two 1-litre bottles are 2 litres.
+        ("sunflower oil 1 litre ko 5 ota", ("SUNFLOWER-OIL", 5, "litre")),
+        ("tori ko tel 2 litre ko 3 ota", ("MUSTARD-OIL", 6, "litre")),
+        # Sold by the bottle: the size describes the bottle, the count is the quantity.
+        ("coke 1 litre ko 2 ota", ("COKE", 2, "bottle")),
+        # Sold by the kg: a sack of a stated size is that many kg; a sack nobody sized stays a sack.
+        ("chamal 25 kg ko bora 2 ota", ("RICE", 50, "kg")),
+        ("chini 2 bora", ("SUGAR", 2, "bag")),
+    ],
+)
+def test_a_count_of_sized_packs_is_priced_in_the_catalog_unit(catalog, text, expected):
+    assert items(text, catalog) == [expected]
+
+
+@pytest.mark.parametrize("text", ["tel chahidaina", "wai wai hoina", "नुन नचाहिने", "chini pardaina"])
+def test_a_negated_item_is_not_ordered(catalog, text):
+    assert read_order(text, catalog) == []
 
 
 class _Row:

@@ -34,6 +34,7 @@ from khaacho.orders.words import (
 )
 
 _TEXT_MARKS = ("Mn", "Mc")
+_COUNTED = (None, "piece")
 _DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")
 _FRACTION_CHARS = {"½": ".5", "¼": ".25", "¾": ".75"}
 _NUMBER = re.compile(r"^(?:\d+(?:\.\d+)?|\.\d+|\d+/\d+)$")
@@ -228,8 +229,13 @@ def _merge_adjacent(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
         if kind == "x":
             times = True
             continue
-        if kind == "q" and merged and merged[-1][0] == "q" and len(merged[-1][1]) == 2:
-            combined = _combine(merged[-1][1], value, times)
+        last = merged[-1][1] if merged and merged[-1][0] == "q" else None
+        one_pack = last and len(last) == 3 and last[0] == 1
+        if kind == "q" and one_pack and len(value) == 2 and value[1] in _COUNTED:
+            merged[-1] = ("q", (value[0], last[1], last[2]))  # "25 kg ko bora 2 ota": two such sacks
+            continue
+        if kind == "q" and last and len(last) == 2:
+            combined = _combine(last, value, times)
             if combined:
                 merged[-1] = ("q", combined)
                 times = False
@@ -288,7 +294,7 @@ def _line(raw: str, chunk: list[tuple[str, Any]]) -> ParsedLine | None:
     quantities = [value for kind, value in chunk if kind == "q"]
     if len(quantities) == 2 and len(quantities[0]) == 2:
         quantities = [_combine(quantities[0], quantities[1], times=False) or quantities[0]]
-    elif len(quantities) == 2 and len(quantities[1]) == 2 and quantities[1][1] in (None, "piece"):
+    elif len(quantities) == 2 and len(quantities[1]) == 2 and quantities[1][1] in _COUNTED:
         # "25 kg ko bora chini 2 ota": two of the packs already read.
         (count, unit, pack), (times, _) = quantities
         quantities = [(count * times, unit, pack)]
