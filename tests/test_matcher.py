@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from khaacho.orders.catalog_csv import CatalogError, load_catalog_rows
-from khaacho.orders.matcher import AMBIGUOUS, MATCHED, UNKNOWN, Catalog, OrderLine, read_order
+from khaacho.orders.matcher import AMBIGUOUS, MATCHED, UNKNOWN, Catalog, OrderLine, Resolution, read_order
 from khaacho.orders.parser import ParsedLine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,7 +220,7 @@ def test_a_word_before_a_name_that_another_product_shares_makes_a_question(catal
 def test_a_line_that_fits_no_product_well_is_unknown_with_those_sharing_a_word(catalog):
     coconut = catalog.resolve("coconut oil")
     assert (coconut.status, coconut.product) == (UNKNOWN, None) and skus(coconut.candidates) == OILS
-    assert catalog.resolve("dragon fruit") == catalog.resolve("dragon fruit").__class__(UNKNOWN)
+    assert catalog.resolve("dragon fruit") == Resolution(UNKNOWN)
 
 
 def test_candidates_are_at_most_ten():
