@@ -408,3 +408,16 @@ def test_bench_counts_an_asked_line_as_right_and_a_guess_as_wrong(catalog):
     guessed = [{"text": "5 kg dal", "items": [{"sku": "DAL-MUSURO", "quantity": 5, "unit": "kg"}]}]
     assert bench.evaluate(catalog, asked)["f1"] == 1.0
     assert bench.evaluate(catalog, guessed)["f1"] == 0.0
+
+
+def test_orders_parse_prints_questions_as_lines_without_sku(runner):
+    runner.invoke(args=["demo", "init"])
+    messages = "1) jeera masino 25 kg\\n2) dal 5 kg\ntel chahidaina\n"  # a literal \n is a line break
+    result = runner.invoke(args=["orders", "parse"], input=messages)
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.output.splitlines())
+    assert first == [
+        {"sku": "RICE-JEERA-MASINO", "quantity": 25, "unit": "kg", "text": "jeera masino 25 kg"},
+        {"sku": None, "quantity": 5, "unit": "kg", "text": "dal 5 kg"},
+    ]
+    assert second == []
