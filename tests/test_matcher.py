@@ -260,6 +260,12 @@ def test_devanagari_spellings_match_romanized_aliases(catalog, text, expected):
     assert items(text, catalog) == [expected]
 
 
+@pytest.mark.parametrize(("alias", "written"), [("chiya patti", "chiyapatti"), ("chiyapatti", "chiya patti")])
+def test_words_written_together_or_apart_match(alias, written):
+    catalog = Catalog([{"sku": "TEA", "name": "Tea", "aliases": alias, "unit": "packet", "price": 320}])
+    assert catalog.find(written).sku == "TEA"
+
+
 def test_transliteration_needs_no_devanagari_alias():
     catalog = Catalog([
         {"sku": "RARA", "name": "Rara Noodles", "aliases": "rara", "unit": "packet", "price": 20},

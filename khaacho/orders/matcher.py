@@ -88,9 +88,13 @@ def _fold_word(word: str) -> str:
     return phonetic_key(word)
 
 
+def _written_words(text: str) -> list[str]:
+    return [word for word in normalize(text).split() if word not in _JOINERS]
+
+
 def match_words(text: str) -> list[str]:
     """The phonetic keys of a name's words, "ko"/"of" dropped: the form names and aliases are compared in."""
-    return [_fold_word(word) for word in normalize(text).split() if word not in _JOINERS]
+    return [_fold_word(word) for word in _written_words(text)]
 
 
 def match_key(text: str) -> str:
@@ -129,8 +133,9 @@ class Catalog:
 
     A line is resolved by how many of its words each product's aliases explain. The product that
     explains most wins only when one of its aliases is there in full (or the line is all inside one
-    alias, "masino"); a tie, a product that shares only part of the phrase, or a modifier nobody
-    knows ("kalo jeera", where another product is also "... jeera") makes the line a question.
+    alias, "masino"); a tie, a product that shares only part of the phrase, or a word before the
+    name that the product does not explain ("kalo jeera", while "jeera masino" also has "jeera")
+    makes the line a question.
     """
 
     def __init__(self, products: Iterable[Any]) -> None:
@@ -149,9 +154,11 @@ class Catalog:
                 price=Decimal(str(price)) if price is not None else None,
             ))
             for alias in [self._products[-1].name, *_aliases(_field(item, "aliases"))]:
-                words = tuple(match_words(alias))
+                written = _written_words(alias)
+                if not written:
+                    continue
                 # "wai wai" is also written "waiwai", "chiya patti" also "chiyapatti".
-                for form in {words, ("".join(words),)} if words else ():
+                for form in {tuple(map(_fold_word, written)), (_fold_word("".join(written)),)}:
                     self._add_alias(index, form)
         self._by_initial: dict[str, list[str]] = {}
         for word in self._vocab:
@@ -180,25 +187,26 @@ class Catalog:
             self._fuzzy[word] = found
         return found
 
-    def _word_matches(self, words: list[str]) -> dict[str, set[int]]:
+    def _word_matches(self, written: list[str], words: list[str]) -> dict[str, set[int]]:
         """For each catalog word present in the line, the line positions it covers."""
         matches: dict[str, set[int]] = {}
         for at, word in enumerate(words):
             for found in (word,) if word in self._vocab else self._near_words(word):
                 matches.setdefault(found, set()).add(at)
-            if at + 1 < len(words) and (joined := word + words[at + 1]) in self._vocab:
+            if at + 1 < len(words) and (joined := _fold_word(written[at] + written[at + 1])) in self._vocab:
                 matches.setdefault(joined, set()).update((at, at + 1))
         return matches
 
     def resolve(self, name: str) -> Resolution:
         """The product a name means, or the candidates to ask about."""
-        words = match_words(name)
+        written = _written_words(name)
+        words = [_fold_word(word) for word in written]
         if not words:
             return Resolution(UNKNOWN)
-        exact = self._exact.get(" ".join(words)) or self._exact.get("".join(words))
+        exact = self._exact.get(" ".join(words)) or self._exact.get(_fold_word("".join(written)))
         if exact and len(exact) == 1:
             return Resolution(MATCHED, self._products[next(iter(exact))])
-        matches = self._word_matches(words)
+        matches = self._word_matches(written, words)
         # Per product: line positions its aliases explain, and whether one alias is there in full.
         covered: dict[int, set[int]] = {}
         complete: dict[int, bool] = {}
