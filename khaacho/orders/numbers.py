@@ -69,6 +69,8 @@ def word_number(token: str) -> tuple[float, bool] | None:
     return None
 
 
+ASCII_DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")  # Devanagari digits as ASCII
+
 # Numbers that are not quantities, removed from a line before it is read. Order and bill references:
 # "order #1234", "order no. 23", "#12".
 _REFERENCE = re.compile(
@@ -84,17 +86,16 @@ _TIME = re.compile(
 _PHONE = re.compile(r"(?<![\d.])(?:\+?977[\s-]?)?(?:9[678]\d(?:[\s-]?\d){7}|0\d{1,2}[\s-]\d{6,7})(?!\d)")
 # Prices written "@ 110" or "110/-".
 _PRICE = re.compile(r"@\s*(?:rs\.?\s*)?\d+(?:\.\d+)?(?:\s*/-)?|\d+(?:\.\d+)?\s*/-", re.IGNORECASE)
-_DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")
 
 
 def has_time(text: str) -> bool:
     """Whether the text names a clock time ("3 baje", "10:30")."""
-    return _TIME.search(text.translate(_DIGITS)) is not None
+    return _TIME.search(text.translate(ASCII_DIGITS)) is not None
 
 
 def strip_non_quantities(text: str) -> str:
     """The text without order references, clock times, phone numbers and written prices."""
-    text = text.translate(_DIGITS)
+    text = text.translate(ASCII_DIGITS)
     text = _REFERENCE.sub(lambda match: f" {match.group(1) or ''} ", text)
     for pattern in (_TIME, _PHONE, _PRICE):
         text = pattern.sub(" ", text)

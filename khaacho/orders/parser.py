@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from khaacho.orders.numbers import (
+    ASCII_DIGITS,
     FRACTION_WORDS,
     HUNDREDS,
     NUMBER_MODIFIERS,
@@ -35,7 +36,6 @@ from khaacho.orders.words import (
 
 _TEXT_MARKS = ("Mn", "Mc")
 _COUNTED = (None, "piece")
-_DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")
 _FRACTION_CHARS = {"½": ".5", "¼": ".25", "¾": ".75"}
 _NUMBER = re.compile(r"^(?:\d+(?:\.\d+)?|\.\d+|\d+/\d+)$")
 _PHONE_DIGITS = 7
@@ -63,7 +63,7 @@ class ParsedLine:
 
 def normalize(text: str) -> str:
     """Lowercase, NFC, ASCII digits, and drop everything but letters, marks, digits and decimal points."""
-    text = unicodedata.normalize("NFC", text).lower().translate(_DIGITS)
+    text = unicodedata.normalize("NFC", text).lower().translate(ASCII_DIGITS)
     for char, value in _FRACTION_CHARS.items():
         text = text.replace(char, value)
     kept = []
