@@ -1,4 +1,4 @@
-"""Matching parsed lines to the demo catalog, unit conversion, the catalog CSV loader and dataset quality."""
+"""Matching parsed lines to the demo catalog: questions, not guesses; transliteration, units, quality."""
 
 import importlib.util
 import json
