@@ -15,7 +15,7 @@ from tests.conftest import SECRETS
 PHONE = "+9779841234567"
 META_PATH = f"/{SECRETS['WHATSAPP_PHONE_NUMBER_ID']}/messages"
 TWILIO_PATH = f"/2010-04-01/Accounts/{SECRETS['TWILIO_ACCOUNT_SID']}/Messages.json"
-ORDER_TEXT = "10 kg chini ra 5 kg dal"
+ORDER_TEXT = "10 kg chini ra 5 kg musuro dal"
 
 
 def open_shop(app, httpserver):

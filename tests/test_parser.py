@@ -250,3 +250,153 @@ def test_text_is_the_segment_as_written():
 
 def test_normalize_folds_case_digits_and_punctuation():
     assert normalize("Wai-Wai ५kg, 1.5ltr!") == "wai wai 5 kg 1.5 ltr"
+
+
+# --- Nepali number and fraction words ---------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "quantity"),
+    [
+        ("ek kg chini", 1), ("dui kg chini", 2), ("tin kg chini", 3), ("char kg chini", 4),
+        ("panch kg chini", 5), ("chha kg chini", 6), ("saat kg chini", 7), ("aath kg chini", 8),
+        ("nau kg chini", 9), ("das kg chini", 10), ("barha kg chini", 12), ("bis kg chini", 20),
+        ("pachis kg chini", 25), ("chalis kg chini", 40), ("pachas kg chini", 50),
+        ("पाँच किलो चिनी", 5), ("बीस किलो चिनी", 20), ("पच्चीस किलो चिनी", 25), ("चिनी पचास किलो", 50),
+        ("paanch sau gram jeera", 500), ("dui sau gram besar", 200),
+    ],
+)  # fmt: skip
+def test_nepali_number_words_are_quantities(text, quantity):
+    assert only_line(text).quantity == quantity
+
+
+@pytest.mark.parametrize(
+    ("text", "quantity", "unit"),
+    [
+        ("sawa kg besar", 1.25, "kg"),
+        ("sawa dui kg besar", 2.25, "kg"),
+        ("sawa 2 kg besar", 2.25, "kg"),
+        ("dedh litre dudh", 1.5, "litre"),
+        ("dhai kg chini", 2.5, "kg"),
+        ("saadhe 3 kg chana", 3.5, "kg"),
+        ("saadhe tin kg chana", 3.5, "kg"),
+        ("aadha kg dhaniya", 0.5, "kg"),
+        ("paune kg suji", 0.75, "kg"),
+        ("paune 2 kg suji", 1.75, "kg"),
+        ("सवा किलो बेसार", 1.25, "kg"),
+        ("डेढ लिटर घिउ", 1.5, "litre"),
+        ("अढाई लिटर तेल", 2.5, "litre"),
+        ("साढे ३ केजी चना", 3.5, "kg"),
+    ],
+)
+def test_nepali_fraction_words_are_quantities(text, quantity, unit):
+    line = only_line(text)
+    assert (line.quantity, line.unit) == (pytest.approx(quantity), unit)
+
+
+@pytest.mark.parametrize(
+    ("text", "quantity"),
+    [("ek pau besar", 0.25), ("jeera 2 pau", 0.5), ("तीन पाउ जीरा", 0.75), ("pau kilo besar", 0.25)],
+)
+def test_pau_is_a_quarter_kilo(text, quantity):
+    line = only_line(text)
+    assert (line.quantity, line.unit) == (pytest.approx(quantity), "kg")
+
+
+# --- counters and packs -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "quantity"),
+    [("12 ota sabun", 12), ("6 wata colgate", 6), ("कोक १२ वटा", 12), ("फ्यान्टा ६ ओटा", 6), ("duita salai", 2),
+     ("दुईवटा कोक", 2), ("एउटा साबुन", 1), ("2 ta coke", 2)],
+)  # fmt: skip
+def test_counters_count_pieces(text, quantity):
+    line = only_line(text)
+    assert (line.quantity, line.unit) == (quantity, "piece")
+
+
+@pytest.mark.parametrize(
+    ("text", "pack", "quantity", "unit"),
+    [
+        ("coke 1 litre ko 2 ota", (1, "litre"), 2, "piece"),
+        ("फ्यान्टा १ लिटरको ६ वटा", (1, "litre"), 6, "piece"),
+        ("chini 1 kg ko 10 packet", (1, "kg"), 10, "packet"),
+        ("chamal 25 kg ko bora", (25, "kg"), 1, "bag"),
+        ("25 kg ko bora chini 2 ota", (25, "kg"), 2, "bag"),
+        ("1 bora chamal (25 kg)", (25, "kg"), 1, "bag"),
+    ],
+)
+def test_a_size_then_a_count_is_a_count_of_packs_of_that_size(text, pack, quantity, unit):
+    line = only_line(text)
+    assert (line.pack, line.quantity, line.unit) == (pack, quantity, unit)
+
+
+def test_a_sack_nobody_sized_is_not_given_a_size():
+    assert only_line("chini 2 bora") == ParsedLine("chini 2 bora", "chini", 2, "bag")
+
+
+def test_a_unit_written_before_its_number_is_read():
+    assert (only_line("waiwai ko carton 2").quantity, only_line("chini kg 5").unit) == (2, "kg")
+
+
+# --- negations --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "text",
+    ["tel chahidaina", "wai wai hoina", "chini pardaina", "नुन नचाहिने", "तेल चाहिँदैन", "no oil",
+     "oil not needed", "don't send oil", "skip the sugar", "tel na chahine"],
+)  # fmt: skip
+def test_a_negated_item_gives_no_line(text):
+    assert parse_order(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("wai wai hoina rara 10 packet", ["rara"]),
+        ("chini 5 kg tel chahidaina", ["chini"]),
+        ("5 kg chini, no salt", ["chini"]),
+        ("5 kg chini chahiyo tara tel chahidaina", ["chini"]),
+        ("tel chaidaina dai, 5 kg chamal", ["chamal"]),
+    ],
+)
+def test_a_negation_removes_only_what_it_negates(text, names):
+    assert [line.name for line in parse_order(text)] == names
+
+
+# --- numbers that are not quantities ----------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order #1234: chini 5 kg",
+        "order no. 23 ma 5 kg chini thapnu",
+        "invoice no 778 ko, 5 kg chini",
+        "5 baje samma 5 kg chini pathaunu",
+        "bholi bihana ८ बजे 5 kg chini",
+        "10:30 bhitra 5 kg chini",
+        "5 pm: chini 5 kg",
+        "9851234567 ma phone garnu, 5 kg chini",
+        "+977-9841234567, 5 kg chini",
+        "call 01-4412345, chini 5 kg",
+        "chini 5 kg @ 110",
+        "chini 110/- 5 kg",
+    ],
+)
+def test_order_numbers_times_phones_and_prices_are_not_quantities(text):
+    lines = parse_order(text)
+    assert [(line.name, line.quantity, line.unit) for line in lines if line.quantity] == [("chini", 5, "kg")]
+
+
+@pytest.mark.parametrize("text", ["order #1234 kahile aaucha?", "9841234567", "bholi 5 baje aaunus"])
+def test_a_message_of_only_references_times_or_phones_gives_no_lines(text):
+    assert parse_order(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["(1) basmati 5kg (2) sunflower oil 2 ltr", "a) basmati 5kg\nb) sunflower oil 2 ltr",
+     "1) basmati 5kg 2) sunflower oil 2 ltr"],
+)  # fmt: skip
+def test_list_markers_inside_a_line_separate_items(text):
+    lines = parse_order(text)
+    assert [(line.name, line.quantity) for line in lines] == [("basmati", 5), ("sunflower oil", 2)]

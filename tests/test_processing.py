@@ -90,6 +90,30 @@ def test_unmatched_lines_are_listed_with_a_request_to_clarify(sqlite_shop, https
     assert "Total / Jamma: NPR 220.00" in reply.body
 
 
+def test_a_line_that_fits_several_products_is_asked_about_not_guessed(sqlite_shop, httpserver):
+    meta_ok(httpserver)
+    message_id = add_message(sqlite_shop, "10 kg chini\n5 kg dal")
+
+    process_message(message_id)
+
+    _, order, reply = load(sqlite_shop, message_id)
+    assert order.total == Decimal("1100.00")  # the dal is not priced as whichever dal comes first
+    assert [item.product_id is None for item in order.items] == [False, True]
+    assert '"5 kg dal" (which one? / kun chahiyo? ' in reply.body
+    assert "Red Lentils (Musuro Dal)" in reply.body and "Mung Dal" in reply.body
+
+
+def test_a_message_of_only_unclear_lines_lists_the_candidates_and_makes_no_order(sqlite_shop, httpserver):
+    meta_ok(httpserver)
+    message_id = add_message(sqlite_shop, "oil 5 litre")
+
+    process_message(message_id)
+
+    _, order, reply = load(sqlite_shop, message_id)
+    assert order is None
+    assert '"oil 5 litre" (which one? / kun chahiyo? ' in reply.body and "Sunflower Oil" in reply.body
+
+
 def test_a_long_order_is_shortened_to_the_twilio_limit_and_keeps_its_total(sqlite_shop, httpserver):
     twilio_ok(httpserver)
     message_id = add_message(sqlite_shop, "\n".join(["chini 1 kg"] * 60), source="twilio")

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 SEND_PATH = f"/{SECRETS['WHATSAPP_PHONE_NUMBER_ID']}/messages"
 TWILIO_SEND_PATH = f"/2010-04-01/Accounts/{SECRETS['TWILIO_ACCOUNT_SID']}/Messages.json"
-ORDER_TEXT = "10 kg chini ra 5 kg dal"
+ORDER_TEXT = "10 kg chini ra 5 kg musuro dal"
 
 
 class Provider:

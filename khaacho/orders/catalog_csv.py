@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
-from khaacho.orders.parser import UNITS
+from khaacho.orders.words import UNITS
 
 COLUMNS = ("sku", "name", "aliases", "unit", "price")
 

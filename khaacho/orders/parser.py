@@ -7,90 +7,35 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-
-def _wordset(words: str) -> frozenset[str]:
-    return frozenset(words.split())
-
-
-UNITS = _wordset("kg g litre ml packet piece bottle crate bag dozen box carton tray tin")
-
-_UNIT_WORDS = {
-    "kg": "kg kgs kilo kilos kilogram kilograms kilogramme kgm केजी किलो किलोग्राम",
-    "g": "g gm gms gram grams gramme gr grm ग्राम",
-    "litre": "l lt ltr ltrs litre litres liter liters lit लिटर लि",
-    "ml": "ml mls millilitre milliliter एमएल",
-    "packet": "packet packets pkt pkts pk pck pckt pack packs pkg paket poka प्याकेट पाकेट पोका",
-    "piece": "piece pieces pc pcs pis nos wota ota vota wata ta gota euta वटा ओटा टा गोटा पिस",
-    "bottle": "bottle bottles btl btls botal bottal बोतल",
-    "crate": "crate crates kret क्रेट",
-    "bag": "bag bags bora boras bori sack sacks बोरा बोरी",
-    "dozen": "dozen dozens doz dz darjan darjon दर्जन",
-    "box": "box boxes baksa dabba बाकस डब्बा",
-    "carton": "carton cartons ctn ctns cartoon kartun कार्टुन कार्टन",
-    "tray": "tray trays ट्रे",
-    "tin": "tin tins टिन",
-}
-_UNIT = {word: unit for unit, words in _UNIT_WORDS.items() for word in words.split()}
-_TWO_WORD_UNITS = {("k", "g"): "kg", ("के", "जी"): "kg", ("kilo", "gram"): "kg", ("m", "l"): "ml"}
-
-_NUMBER_WORDS = {
-    **dict.fromkeys(("one", "ek", "एक", "euta", "एउटा"), 1.0),
-    **dict.fromkeys(("two", "dui", "duita", "दुई"), 2.0),
-    **dict.fromkeys(("three", "tin", "तीन"), 3.0),
-    **dict.fromkeys(("four", "char", "chaar", "चार"), 4.0),
-    **dict.fromkeys(("five", "panch", "paanch", "पाँच", "पाच"), 5.0),
-    **dict.fromkeys(("six", "chha", "छ"), 6.0),
-    **dict.fromkeys(("seven", "saat", "सात"), 7.0),
-    **dict.fromkeys(("eight", "aath", "आठ"), 8.0),
-    **dict.fromkeys(("nine", "nau", "नौ"), 9.0),
-    **dict.fromkeys(("ten", "das", "दस"), 10.0),
-    **dict.fromkeys(("twelve", "barha", "बाह्र"), 12.0),
-    **dict.fromkeys(("twenty", "bis", "बीस"), 20.0),
-}
-_FRACTION_WORDS = {
-    **dict.fromkeys(("half", "aadha", "adha", "aadhaa", "आधा"), 0.5),
-    **dict.fromkeys(("dedh", "derh", "डेढ"), 1.5),
-    **dict.fromkeys(("dhai", "adhai", "arhai", "अढाई"), 2.5),
-}
-_PLUS_HALF = frozenset({"sadhe", "saadhe", "साढे"})
-_ONE = frozenset({"a", "an"})
-_TIMES = frozenset({"x", "×"})
-_MEASURED = frozenset({"kg", "g", "litre", "ml"})
-_CURRENCY = frozenset({"rs", "rupees", "rupee", "rupiya", "npr", "रु", "रुपैयाँ", "रुपैया"})
-
-_FILLERS = _wordset(
-    """
-    please pls plz plss kindly send sent need needed want order orders give add bring deliver delivery
-    i me we us my our you your the a an some sir madam dear hello hi hey namaste namaskar thanks thank
-    thankyou ty ok okay also more following items item today tomorrow asap urgent required require for
-    to can could would will have has get good morning evening night bye and or new list
-    dai daju didi bhai bahini sathi hajur ji malai hami hamilai mero hamro lai chahiyo chaiyo chahiyeko
-    chahincha chaincha chainxa pathaidinus pathaidinu pathaidinuhos pathaunu pathaunus pathau pathaideu
-    dinus dinu dinuhos dinuhola deu dinos ani pani ni hai la ta aaja aja bholi ahile kripaya dhanyabad
-    dhanyabaad dhanyawad hola cha chha xa ho garnus garnu garidinus lyaidinus lyaunu lyaunus thap thapnu
-    thapidinus
-    मलाई हामीलाई चाहियो चाहिन्छ पठाइदिनुस पठाइदिनुहोस् पठाउनुस पठाउनु दिनुस दिनुहोस् दाइ दाजु दिदी
-    भाइ नमस्ते नमस्कार धन्यवाद कृपया पनि अनि है हजुर आज भोलि छ हो
-    """
+from khaacho.orders.numbers import (
+    ASCII_DIGITS,
+    FRACTION_WORDS,
+    HUNDREDS,
+    NUMBER_MODIFIERS,
+    has_time,
+    strip_non_quantities,
+    word_number,
 )
-# Joining words are part of names like "tori ko tel": only dropped at the edges of a name.
-_LINKERS = frozenset({"ko", "ka", "ki", "of", "wala", "wali", "vala", "को", "वाला"})
-_PRICE_WORDS = _wordset(
-    """
-    price prices rate rates cost much kati mol daam dam bhau bhaau kimat
-    कति भाउ मूल्य दाम मोल
-    """
+from khaacho.orders.words import (
+    CONTAINERS,
+    CURRENCY,
+    FILLERS,
+    LINKERS,
+    MEASURED,
+    NEGATE_AFTER,
+    NEGATE_BEFORE,
+    NEGATED_VERBS,
+    ONE,
+    PRICE_WORDS,
+    QUESTION_WORDS,
+    TIME_WORDS,
+    TIMES,
+    TWO_WORD_UNITS,
+    UNIT,
 )
-_QUESTION_WORDS = _wordset(
-    """
-    what when how why where which who kahile kina kaha kasari k ke
-    कहिले किन कहाँ के कसरी
-    """
-)
-_TIME_WORDS = frozenset({"baje", "bajey", "बजे", "clock", "pm"})
 
 _TEXT_MARKS = ("Mn", "Mc")
-_DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")
+_COUNTED = (None, "piece")
 _FRACTION_CHARS = {"½": ".5", "¼": ".25", "¾": ".75"}
 _NUMBER = re.compile(r"^(?:\d+(?:\.\d+)?|\.\d+|\d+/\d+)$")
 _PHONE_DIGITS = 7
@@ -98,7 +43,11 @@ _PHONE_DIGITS = 7
 _BULLET = re.compile(r"^[\s\-*•·>#]+")
 _NUMBERING = re.compile(r"^\s*\d{1,2}\s*[.)]\s*(?!\d)")
 _DASH_NUMBERING = re.compile(r"^\s*\d{1,2}\s*[-:]\s+(?=.*\d)")
-_SEPARATORS = re.compile(r"(?<=\?)|[,;।|+&!]|\s(?:and|ra|र|ani|अनि|n|plus)\s", re.IGNORECASE)
+_MARKER = re.compile(r"(?:^|(?<=\s))(?:\(\s*\d{1,2}\s*\)|\d{1,2}\)|[a-h]\))(?=\s)", re.IGNORECASE)
+# A full stop after a word (not "kg." or "no. 23") ends a sentence.
+_SEPARATORS = re.compile(
+    r"(?<=\?)|[,;।|+&!]|(?<=[^\W\d_]{3})\.(?=\s)|\s(?:and|ra|र|ani|अनि|n|plus|tara|तर|but)\s", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -114,7 +63,7 @@ class ParsedLine:
 
 def normalize(text: str) -> str:
     """Lowercase, NFC, ASCII digits, and drop everything but letters, marks, digits and decimal points."""
-    text = unicodedata.normalize("NFC", text).lower().translate(_DIGITS)
+    text = unicodedata.normalize("NFC", text).lower().translate(ASCII_DIGITS)
     for char, value in _FRACTION_CHARS.items():
         text = text.replace(char, value)
     kept = []
@@ -147,50 +96,100 @@ def _number(token: str) -> float | None:
 
 def _unit_at(tokens: list[str], i: int) -> tuple[str | None, int]:
     """The unit starting at tokens[i] and how many tokens it spans."""
-    if i + 1 < len(tokens) and (tokens[i], tokens[i + 1]) in _TWO_WORD_UNITS:
-        return _TWO_WORD_UNITS[(tokens[i], tokens[i + 1])], 2
-    if i < len(tokens) and tokens[i] in _UNIT:
-        return _UNIT[tokens[i]], 1
+    if i + 1 < len(tokens) and (tokens[i], tokens[i + 1]) in TWO_WORD_UNITS:
+        return TWO_WORD_UNITS[(tokens[i], tokens[i + 1])], 2
+    if i < len(tokens) and tokens[i] in UNIT:
+        return UNIT[tokens[i]], 1
     return None, 0
 
 
+def _number_at(tokens: list[str], i: int, first: bool) -> tuple[float, int, bool] | None:
+    """The number starting at tokens[i]: its value, tokens spanned, and whether it carried a counter."""
+    n = len(tokens)
+    token, after = tokens[i], tokens[i + 1] if i + 1 < n else ""
+    value = _number(token)
+    if value is not None:
+        if i + 1 < n and "/" in after and _number(after) is not None and "/" not in token:
+            return value + _number(after), 2, False  # "1 1/2 kg"
+        if after in HUNDREDS:
+            return value * 100, 2, False
+        return value, 1, False
+    unit_next = _unit_at(tokens, i + 1)[0] is not None
+    if token in NUMBER_MODIFIERS and i + 1 < n:
+        following = _number(after)
+        if following is None and word_number(after):
+            following = word_number(after)[0]
+        if following is not None:
+            return following + NUMBER_MODIFIERS[token], 2, False
+    spoken = word_number(token)
+    if spoken and after in HUNDREDS:
+        return spoken[0] * 100, 2, False
+    if spoken and (spoken[1] or unit_next or after in TIMES or after in TIME_WORDS or (first and after)):
+        return spoken[0], 1, spoken[1]
+    if token in FRACTION_WORDS and unit_next:
+        return FRACTION_WORDS[token], 1, False
+    if token in ONE and unit_next:
+        return 1.0, 1, False
+    return None
+
+
+def _negation_at(tokens: list[str], i: int) -> tuple[str, int] | None:
+    """("before", span) for "tel chahidaina", ("after", span) for "no tel"; None when not a negation."""
+    token, after = tokens[i], tokens[i + 1] if i + 1 < len(tokens) else ""
+    if token in NEGATE_BEFORE:
+        return "before", 1
+    if token == "na" and after.startswith(NEGATED_VERBS):
+        return "before", 2  # "na chahine", "na pathaunu"
+    if token in NEGATE_AFTER:
+        return "after", 1
+    return None
+
+
 def _scan(tokens: list[str]) -> list[tuple[str, Any]]:
-    """Classify tokens: quantities ("q", (qty, unit)), words ("w"), fillers ("f") and multipliers ("x")."""
+    """Classify tokens: quantities ("q", (qty, unit)), words ("w"), fillers ("f"), "x" and negations ("n")."""
     out: list[tuple[str, Any]] = []
     i, n = 0, len(tokens)
     while i < n:
         token = tokens[i]
-        after = tokens[i + 1] if i + 1 < n else ""
-        unit_next = _unit_at(tokens, i + 1)[0] is not None
         first = not any(kind != "f" for kind, _ in out)
-        value = _number(token)
-        if value is None and token in _NUMBER_WORDS and (unit_next or after in _TIMES or (first and after)):
-            value = _NUMBER_WORDS[token]
-        elif value is None and token in _FRACTION_WORDS and unit_next:
-            value = _FRACTION_WORDS[token]
-        elif value is None and token in _ONE and unit_next:
-            value = 1.0
-        elif value is None and token in _PLUS_HALF and _number(after) is not None:
-            i += 1
-            value = _number(after) + 0.5
-        if value is not None:
-            money = after in _CURRENCY or (i > 0 and tokens[i - 1] in _CURRENCY)
-            if money or len(token.split(".")[0]) >= _PHONE_DIGITS:
+        number = _number_at(tokens, i, first)
+        if number is not None:
+            value, span, counted = number
+            before, after = tokens[i - 1] if i else "", tokens[i + span] if i + span < n else ""
+            i += span
+            if after in TIME_WORDS:  # "paanch baje": a time, not a quantity
                 i += 1
                 continue
-            i += 1
-            if i < n and "/" in tokens[i] and _number(tokens[i]) is not None and "/" not in token:
-                value += _number(tokens[i])
-                i += 1
+            if after in CURRENCY or before in CURRENCY or len(token.split(".")[0]) >= _PHONE_DIGITS:
+                continue
             unit, span = _unit_at(tokens, i)
             i += span
-            out.append(("q", (value, unit)))
+            if unit == "pau":
+                value, unit = value * 0.25, "kg"
+                i += _unit_at(tokens, i)[0] == "kg"  # "ek pau kilo"
+            out.append(("q", (value, unit or ("piece" if counted else None))))
             continue
-        if token in _TIMES:
+        negation = _negation_at(tokens, i)
+        if negation:
+            out.append(("n", negation[0]))
+            i += negation[1]
+            continue
+        unit = UNIT.get(token)
+        written_after = _number(tokens[i + 1]) if unit and unit != "pau" and i + 1 < n else None
+        if written_after is not None and _unit_at(tokens, i + 2)[0] is None:
+            out.append(("q", (written_after, unit)))  # "carton 2", "chini kg 5": the unit before its number
+            i += 2
+            continue
+        if token in TIMES:
             out.append(("x", token))
-        elif _UNIT.get(token) == "dozen":
+        elif unit == "dozen":
             out.append(("q", (1.0, "dozen")))
-        elif token in _FILLERS:
+        elif unit == "pau":
+            out.append(("q", (0.25, "kg")))
+            i += _unit_at(tokens, i + 1)[0] == "kg"
+        elif unit in CONTAINERS and _after_measure(out):
+            out.append(("q", (1.0, unit)))  # "25 kg ko bora": one sack of 25 kg
+        elif token in FILLERS:
             out.append(("f", token))
         else:
             out.append(("w", token))
@@ -198,11 +197,20 @@ def _scan(tokens: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
+def _after_measure(items: list[tuple[str, Any]]) -> bool:
+    """Whether the last item, past joining words, is a weight or volume ("25 kg ko ...")."""
+    for kind, value in reversed(items):
+        if kind == "w" and value in LINKERS:
+            continue
+        return kind == "q" and len(value) == 2 and value[1] in MEASURED
+    return False
+
+
 def _combine(first: tuple, second: tuple, times: bool) -> tuple | None:
     """One quantity from two written side by side, or None when they are separate items."""
     (a, a_unit), (b, b_unit) = first[:2], second[:2]
-    if (a_unit in _MEASURED) != (b_unit in _MEASURED):
-        size, count = (first, second) if a_unit in _MEASURED else (second, first)
+    if (a_unit in MEASURED) != (b_unit in MEASURED):
+        size, count = (first, second) if a_unit in MEASURED else (second, first)
         if count[1] is not None or times:
             return (count[0], count[1], (size[0], size[1]))
     if times and (a_unit is None or b_unit is None):
@@ -214,12 +222,20 @@ def _merge_adjacent(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """Combine "1 ltr x 12", "2 x 5kg" and "1.5 ltr 6 bottle" into one quantity; drop stray "x"."""
     merged: list[tuple[str, Any]] = []
     times = False
-    for kind, value in items:
+    for at, (kind, value) in enumerate(items):
+        following = items[at + 1][0] if at + 1 < len(items) else ""
+        if kind == "w" and value in LINKERS and merged and merged[-1][0] == "q" and following == "q":
+            continue  # "1 litre ko 2 ota", "5 kg ko 4 packet": one quantity
         if kind == "x":
             times = True
             continue
-        if kind == "q" and merged and merged[-1][0] == "q" and len(merged[-1][1]) == 2:
-            combined = _combine(merged[-1][1], value, times)
+        last = merged[-1][1] if merged and merged[-1][0] == "q" else None
+        one_pack = last and len(last) == 3 and last[0] == 1
+        if kind == "q" and one_pack and len(value) == 2 and value[1] in _COUNTED:
+            merged[-1] = ("q", (value[0], last[1], last[2]))  # "25 kg ko bora 2 ota": two such sacks
+            continue
+        if kind == "q" and last and len(last) == 2:
+            combined = _combine(last, value, times)
             if combined:
                 merged[-1] = ("q", combined)
                 times = False
@@ -250,55 +266,87 @@ def _chunks(items: list[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
         if not quantity_first and item[0] == "q":
             chunks.append([])
     chunks = [chunk for chunk in chunks if chunk]
-    if quantity_first and len(chunks) == 2 and all(v in _LINKERS for k, v in chunks[1] if k == "w"):
+    if quantity_first and len(chunks) == 2 and all(v in LINKERS for k, v in chunks[1] if k == "w"):
         # "5 ltr sunflower oil 2 wota", "10 packet chini 1 kg wala": the trailing quantity is the same item's.
         return [chunks[0] + chunks[1]]
     return chunks
 
 
 def _is_chatter(raw: str, items: list[tuple[str, Any]]) -> bool:
-    """Price questions, times and other questions without a quantity are not order lines."""
+    """Price questions and other questions without a quantity are not order lines."""
     words = {value for kind, value in items if kind != "q"}
-    if words & _PRICE_WORDS or words & _TIME_WORDS:
+    if words & PRICE_WORDS:
         return True
     has_quantity = any(kind == "q" for kind, _ in items)
-    return not has_quantity and ("?" in raw or bool(words & _QUESTION_WORDS))
+    return not has_quantity and ("?" in raw or bool(words & QUESTION_WORDS) or has_time(raw))
 
 
 def _line(raw: str, chunk: list[tuple[str, Any]]) -> ParsedLine | None:
-    """The order line for one chunk, or None when it names nothing."""
+    """The order line for one chunk, or None when it names nothing or is negated."""
+    chunk = _without_negated(chunk)
     words = [value for kind, value in chunk if kind == "w"]
-    while words and words[0] in _LINKERS:
+    while words and words[0] in LINKERS:
         words.pop(0)
-    while words and words[-1] in _LINKERS:
+    while words and words[-1] in LINKERS:
         words.pop()
     if not words:
         return None
     quantities = [value for kind, value in chunk if kind == "q"]
     if len(quantities) == 2 and len(quantities[0]) == 2:
         quantities = [_combine(quantities[0], quantities[1], times=False) or quantities[0]]
+    elif len(quantities) == 2 and len(quantities[1]) == 2 and quantities[1][1] in _COUNTED:
+        # "25 kg ko bora chini 2 ota": two of the packs already read.
+        (count, unit, pack), (times, _) = quantities
+        quantities = [(count * times, unit, pack)]
     if not quantities:
         return ParsedLine(text=raw, name=" ".join(words), quantity=None, unit=None)
     quantity, unit, *pack = quantities[0]
     return ParsedLine(raw, " ".join(words), round(quantity, 6), unit, pack[0] if pack else None)
 
 
+def _without_negated(chunk: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The chunk without what its negations undo: "wai wai hoina rara 5" keeps "rara 5"."""
+    while (at := next((i for i, (kind, _) in enumerate(chunk) if kind == "n"), None)) is not None:
+        last_quantity = max((i for i, (kind, _) in enumerate(chunk[:at]) if kind == "q"), default=None)
+        if chunk[at][1] == "after" and any(kind == "w" for kind, _ in chunk[at + 1 :]):
+            chunk = chunk[:at]  # "no oil": the negation and what follows
+        elif last_quantity is not None and all(
+            any(kind == "w" for kind, _ in part) for part in (chunk[:last_quantity], chunk[last_quantity:at])
+        ):
+            chunk = chunk[: last_quantity + 1] + chunk[at + 1 :]  # "chini 5 kg tel chahidaina": only "tel"
+        else:
+            chunk = chunk[at + 1 :]  # "tel chahidaina", "oil not needed": what precedes
+    return chunk
+
+
 def _segments(text: str) -> list[str]:
-    """Lines without bullets and list numbering, split on separators."""
+    """Lines without bullets and list markers, split on separators."""
     segments = []
     for line in unicodedata.normalize("NFC", text).splitlines():
         line = _BULLET.sub("", line)
         line = _NUMBERING.sub("", line, count=1)
         line = _DASH_NUMBERING.sub("", line, count=1)
+        line = _MARKER.sub(",", line)
         segments.extend(part.strip() for part in _SEPARATORS.split(line) if part and part.strip())
     return segments
+
+
+def _split_units(tokens: list[str]) -> list[str]:
+    """A unit written together with "को" ("लिटरको") as the unit and the joining word."""
+    out = []
+    for token in tokens:
+        if token.endswith("को") and token[:-2] in UNIT:
+            out.extend((token[:-2], "को"))
+        else:
+            out.append(token)
+    return out
 
 
 def parse_order(text: str) -> list[ParsedLine]:
     """Split a message into order lines; chatter, greetings and questions give no lines."""
     lines = []
     for raw in _segments(text):
-        tokens = normalize(raw).split()
+        tokens = _split_units(normalize(strip_non_quantities(raw)).split())
         items = _merge_adjacent(_scan(tokens))
         if not items or _is_chatter(raw, items):
             continue

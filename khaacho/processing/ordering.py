@@ -38,7 +38,10 @@ def _product_names(catalog: Catalog) -> dict[int, tuple[str, str]]:
 
 def create_order(message_id: int, customer: str, shop_id: int | None,
                  lines: list[OrderLine]) -> tuple[int | None, list[dict]]:
-    """Insert (not commit) the order for the lines; returns its id and items, or None when none matched."""
+    """Insert (not commit) the order for the lines; returns its id and items, or None when none matched.
+
+    A line that fits several products (or none well) is stored without a product, not guessed.
+    """
     if not any(line.product_id is not None for line in lines):
         return None, []
     items = [{"raw_text": line.text, "product_id": line.product_id, "unit": line.unit,
@@ -99,15 +102,27 @@ def order_items(order_id: int) -> list[dict]:
     return [dict(zip(ITEM_FIELDS, row, strict=True)) for row in rows]
 
 
+def _choices(line: OrderLine) -> tuple[str, ...]:
+    """Names of the products an unmatched line may mean."""
+    return tuple(product.name for product in line.candidates)
+
+
+def _asked_choices(raw_text: str, catalog: Catalog) -> tuple[str, ...]:
+    """The candidates of a stored unmatched item, read again from its text."""
+    lines = read_lines(raw_text, catalog)
+    return _choices(lines[0]) if lines else ()
+
+
 def reply_lines(items: list[dict], catalog: Catalog) -> list[compose.ReplyLine]:
-    """Order items as reply lines, with product names and the units the products are sold in."""
+    """Order items as reply lines, with product names, the units they are sold in, or what they may mean."""
     products = _product_names(catalog)
     lines = []
     for item in items:
         name, sold_by = products.get(item["product_id"], (None, None))
         price = item["unit_price"] if name is not None else None
+        choices = _asked_choices(item["raw_text"], catalog) if name is None else ()
         lines.append(compose.ReplyLine(item["raw_text"], name, Decimal(item["quantity"]), item["unit"], price,
-                                       sold_by if price is None else None))
+                                       sold_by if price is None else None, choices))
     return lines
 
 
@@ -117,7 +132,8 @@ def reply_body(order_id: int | None, items: list[dict], lines: list[OrderLine],
     if order_id is not None:
         return CONFIRMATION, compose.confirmation(order_id, reply_lines(items, catalog))
     if lines:
-        return CLARIFICATION, compose.not_found([line.text for line in lines])
+        return CLARIFICATION, compose.not_found([line.text for line in lines],
+                                                [_choices(line) for line in lines])
     return HELP, compose.help_text()
 
 

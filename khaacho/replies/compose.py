@@ -19,6 +19,7 @@ class ReplyLine:
     unit: str | None
     price: Decimal | None
     sold_by: str | None = None  # the product's own unit, when the line used another one
+    choices: tuple[str, ...] = ()  # product names the line may mean, when it fits several
 
     @property
     def amount(self) -> Decimal | None:
@@ -54,7 +55,14 @@ def _unclear_block(entries: list[str]) -> list[str]:
 def _unclear_entry(line: ReplyLine) -> str:
     if line.name and line.sold_by:
         return f'"{line.text}" ({line.name} is sold per {line.sold_by} / {line.sold_by} ma bikcha)'
-    return f'"{line.text}"'
+    return _asked(line.text, line.choices)
+
+
+def _asked(text: str, choices: tuple[str, ...]) -> str:
+    """A line that was not understood, with the products it may mean."""
+    if choices:
+        return f'"{text}" (which one? / kun chahiyo? {" / ".join(choices)})'
+    return f'"{text}"'
 
 
 def confirmation(order_number: int, lines: list[ReplyLine]) -> str:
@@ -73,10 +81,11 @@ def confirmation(order_number: int, lines: list[ReplyLine]) -> str:
     return "\n".join(out)
 
 
-def not_found(texts: list[str]) -> str:
-    """No line matched the catalog: say which lines, ask again, and show how to order."""
+def not_found(texts: list[str], choices: list[tuple[str, ...]] | None = None) -> str:
+    """No line matched one product: say which lines (and what each may mean), ask again, show how to order."""
+    choices = choices or [()] * len(texts)
     out = ["Sorry, we could not find these in our catalog. / Maaf garnus, yo saman hamro suchi ma bhetiyena.",
-           *_unclear_block([f'"{text}"' for text in texts])]
+           *_unclear_block([_asked(text, options) for text, options in zip(texts, choices, strict=True)])]
     return "\n".join(out) + "\n\n" + help_text()
 
 
