@@ -62,4 +62,8 @@ def create_app(config: Config | None = None) -> Flask:
     from khaacho import dashboard
 
     dashboard.init_app(app)
+
+    from khaacho import ops
+
+    ops.init_app(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey
+from huey.storage import RedisStorage, SqliteStorage
 from sqlalchemy import MetaData
 
 # Named constraints so Alembic can alter them on SQLite (batch mode) and PostgreSQL alike.
@@ -29,6 +31,16 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=lambda: "global")
 
 
+class AppLoggingHuey(Huey):
+    """Huey whose consumer logs through the app's root handler only, in the app's one format."""
+
+    def create_consumer(self, **options):
+        """``huey_consumer`` has just added its own handler to the 'huey' logger: drop it, so each
+        line is written once (by the root handler, with the request id, JSON in production)."""
+        logging.getLogger("huey").handlers.clear()
+        return super().create_consumer(**options)
+
+
 def _make_huey() -> Huey:
     """Huey on Redis when REDIS_URL is set, otherwise on a SQLite file under ``instance/``.
 
@@ -37,11 +49,11 @@ def _make_huey() -> Huey:
     """
     redis_url = os.environ.get("REDIS_URL", "").strip()
     if redis_url:
-        return RedisHuey("khaacho", url=redis_url, utc=True)
+        return AppLoggingHuey("khaacho", storage_class=RedisStorage, url=redis_url, utc=True)
     default = Path(__file__).resolve().parent.parent / "instance" / "huey.db"
     path = Path(os.environ.get("HUEY_SQLITE_PATH", "").strip() or default)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("khaacho", filename=str(path), utc=True)
+    return AppLoggingHuey("khaacho", storage_class=SqliteStorage, filename=str(path), utc=True)
 
 
 huey = _make_huey()

@@ -49,8 +49,9 @@ def latency_bucket(ms: float) -> int:
     return bisect.bisect_left(LATENCY_BUCKETS_MS, ms)
 
 
-def histogram_percentile(counts: Sequence[int], q: float, max_ms: float) -> float | None:
-    """Estimate the q-quantile (0..1) from bucket counts, interpolating inside the bucket."""
+def histogram_percentile(counts: Sequence[int], q: float, max_ms: float,
+                         bounds: Sequence[float] = LATENCY_BUCKETS_MS) -> float | None:
+    """Estimate the q-quantile (0..1) from bucket counts with upper ``bounds``, interpolating inside."""
     total = sum(counts)
     if not total:
         return None
@@ -58,8 +59,8 @@ def histogram_percentile(counts: Sequence[int], q: float, max_ms: float) -> floa
     seen = 0
     for index, count in enumerate(counts):
         if count and seen + count >= rank:
-            lower = LATENCY_BUCKETS_MS[index - 1] if index else 0.0
-            upper = LATENCY_BUCKETS_MS[index] if index < len(LATENCY_BUCKETS_MS) else max(max_ms, lower)
+            lower = bounds[index - 1] if index else 0.0
+            upper = bounds[index] if index < len(bounds) else max(max_ms, lower)
             value = lower + (upper - lower) * (rank - seen) / count
             return round(min(value, max_ms) if max_ms > 0 else value, 2)
         seen += count

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, insert, select, update
 from khaacho.extensions import db
 from khaacho.logs import request_id_var
 from khaacho.models import Order, OutboundMessage, WebhookMessage, utcnow
+from khaacho.ops import switches
 from khaacho.orders.catalog import active_catalog
 from khaacho.processing import ordering
 from khaacho.processing.retry import in_attempt, record_failure
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CLAIMABLE = ("queued", "failed")
 NO_REPLY_TYPES = frozenset({"reaction"})
+HELD_NOTE = "reply held while replies are paused; it is sent on resume"
 UNKNOWN_NOTE = "a worker stopped while sending the reply; not sent again, it may have been delivered"
 
 
@@ -174,13 +176,18 @@ def _prepare_reply(job: Claim) -> tuple[PendingSend | None, str | None]:
         else:
             items = ordering.order_items(order_id)
         body = compose.shorten(ordering.reply_body(order_id, items, lines, catalog), MAX_LENGTH[job.source])
+        held = switches.is_paused(switches.REPLIES)
         outbound_id = db.session.execute(ADD_REPLY, {
             "webhook_message_id": job.id, "provider": job.source, "recipient": job.customer, "body": body,
-            "status": "sending", "attempts": 1,
+            "status": "held" if held else "sending", "attempts": 0 if held else 1,
         }).scalar_one()
+        if held:
+            return None, HELD_NOTE  # committed by ``_finish`` with the message's final status
         db.session.commit()
         return PendingSend(outbound_id, job.customer, body), None
     pending = PendingSend(outbound.id, outbound.recipient, outbound.body)
+    if outbound.status == "held":
+        return None, HELD_NOTE
     if outbound.status in ("pending", "failed"):
         _set_outbound(outbound.id, outbound.status, status="sending", attempts=OutboundMessage.attempts + 1)
         return pending, None

@@ -37,16 +37,23 @@ _lock = threading.Lock()
 
 def valid_insert() -> Insert:
     """The audit row of one accepted request: binds ``audit_*`` from :func:`valid_params` and ``now``."""
-    bound = {c: bindparam(f"audit_{c}") for c in ("webhook_source", "endpoint", "reason", "client_ip")}
+    bound = {c: bindparam(f"audit_{c}") for c in ("webhook_source", "endpoint", "reason", "client_ip",
+                                                  "response_ms")}
     now = bindparam("now")
     return insert(table).values({**bound, "is_valid": true(), "request_count": literal_column("1"),
                                  "last_seen_at": now, "created_at": now})
 
 
-def valid_params(source: str, endpoint: str, client_ip: str | None, reason: str | None) -> dict:
-    """What :func:`valid_insert` binds for one accepted request, but ``now``."""
+def valid_params(source: str, endpoint: str, client_ip: str | None, reason: str | None,
+                 response_ms: float | None = None) -> dict:
+    """What :func:`valid_insert` binds for one accepted request, but ``now``.
+
+    ``response_ms`` is how long the request took until it was stored: the request counts and
+    ack-time histogram of ``/metrics`` and the performance stats are computed from it.
+    """
     return {"audit_webhook_source": source, "audit_endpoint": endpoint[:255], "audit_reason": reason,
-            "audit_client_ip": (client_ip or "")[:64] or None}
+            "audit_client_ip": (client_ip or "")[:64] or None,
+            "audit_response_ms": None if response_ms is None else round(response_ms, 3)}
 
 
 def insert_valid(conn: Connection, source: str, endpoint: str, client_ip: str | None,

@@ -87,7 +87,7 @@ def record(source: str, events: Events, client_ip: str | None, endpoint: str,
     request_id = g.get("request_id")
     rows = [_row(source, m, statuses[m.message_id], now, elapsed_ms, request_id) for m in messages]
 
-    audit_params = {**audit.valid_params(source, endpoint, client_ip, audit_reason), "now": now}
+    audit_params = {**audit.valid_params(source, endpoint, client_ip, audit_reason, elapsed_ms), "now": now}
     dialect = db.engine.dialect.name
     status_update = _status_update(events.statuses)
     side = [] if status_update is None else [status_update]

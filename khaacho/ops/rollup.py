@@ -1,0 +1,155 @@
+"""Deployment-wide figures from shared tables, cheap to read at any table size.
+
+Webhook requests: every request already writes its audit row (``webhook_signature_log``; an
+accepted one with ``response_ms``, the time it took to store). Once a minute the worker folds
+the rows older than :data:`ROLLUP_DELAY` into ``webhook_request_totals`` (counts since the
+deployment began, per source, outcome and ack-time bucket) and moves a watermark; a reader adds
+the rows past the watermark (a few minutes at most, found through the primary key). So every
+request counts exactly once, whichever web worker took it, the moment its row is committed, and
+no request writes anything more. The delay lets rejected rows finish folding (one row per IP
+and minute) before they are counted.
+
+Rows by status (messages, orders, replies) would cost a scan of the table per read, so the same
+minute task counts them into ``metric_snapshots``; the queue itself is read live.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Integer, case, delete, func, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from khaacho.extensions import db
+from khaacho.models import (
+    MetricSnapshot,
+    Order,
+    OutboundMessage,
+    RequestTotal,
+    WebhookMessage,
+    WebhookSignatureLog,
+    dialect_insert,
+    utcnow,
+)
+
+# Upper bounds (ms) of the ack-time buckets: fine from 5 to 50 ms, where the acknowledgement lives.
+ACK_BUCKETS_MS: tuple[float, ...] = (5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 250, 500, 1000, 2500, 5000)
+ROLLUP_DELAY = timedelta(seconds=90)
+UNTIMED = -1
+WATERMARK = ("rollup", "audit_last_id")
+SNAPSHOTS = {"messages": WebhookMessage.status, "orders": Order.status, "replies": OutboundMessage.status}
+
+
+def ack_bucket(column: ColumnElement) -> ColumnElement:
+    """SQL: the index of the ack-time bucket of ``column`` (ms), or -1 when it is null."""
+    whens = [(column.is_(None), UNTIMED)] + [(column <= bound, i) for i, bound in enumerate(ACK_BUCKETS_MS)]
+    return case(*whens, else_=len(ACK_BUCKETS_MS)).cast(Integer)
+
+
+def _watermark() -> int:
+    value = db.session.scalar(select(MetricSnapshot.value).where(
+        MetricSnapshot.name == WATERMARK[0], MetricSnapshot.label == WATERMARK[1]))
+    return int(value or 0)
+
+
+def audit_groups(after_id: int, upto_id: int | None = None) -> list[tuple[str, str, int, int, float]]:
+    """Audit rows past ``after_id`` (up to ``upto_id``) as (source, outcome, bucket, requests, total ms)."""
+    log = WebhookSignatureLog
+    bucket = ack_bucket(log.response_ms)
+    where = [log.id > after_id] + ([log.id <= upto_id] if upto_id is not None else [])
+    rows = db.session.execute(
+        select(log.webhook_source, log.is_valid, bucket, func.sum(log.request_count),
+               func.coalesce(func.sum(log.response_ms), 0.0))
+        .where(*where).group_by(log.webhook_source, log.is_valid, bucket)
+    ).all()
+    return [(source, "accepted" if valid else "rejected", int(b), int(n), float(ms))
+            for source, valid, b, n, ms in rows]
+
+
+def request_totals() -> dict[tuple[str, str, int], list]:
+    """Every webhook request so far: (source, outcome, bucket) -> [requests, total ms]."""
+    totals: dict[tuple[str, str, int], list] = defaultdict(lambda: [0, 0.0])
+    rows = db.session.execute(select(RequestTotal.webhook_source, RequestTotal.outcome, RequestTotal.bucket,
+                                     RequestTotal.request_count, RequestTotal.total_ms)).all()
+    for source, outcome, bucket, n, ms in [*rows, *audit_groups(_watermark())]:
+        total = totals[(source, outcome, int(bucket))]
+        total[0] += int(n)
+        total[1] += float(ms)
+    return dict(totals)
+
+
+def _fold_audit(now: datetime) -> int:
+    """Add the audit rows older than the delay to the totals and move the watermark; rows folded."""
+    log = WebhookSignatureLog
+    mark = _watermark()
+    upto = db.session.scalar(
+        select(func.max(log.id)).where(log.id > mark, log.created_at < now - ROLLUP_DELAY))
+    if upto is None:
+        return 0
+    # Moving the watermark first, conditionally, means a second consumer folding at once changes nothing.
+    moved = db.session.execute(
+        update(MetricSnapshot)
+        .where(MetricSnapshot.name == WATERMARK[0], MetricSnapshot.label == WATERMARK[1],
+               MetricSnapshot.value == mark)
+        .values(value=upto, taken_at=now).execution_options(synchronize_session=False)
+    ).rowcount
+    if not moved:
+        return 0
+    groups = audit_groups(mark, upto)
+    table = RequestTotal.__table__
+    stmt = dialect_insert(db.engine.dialect.name, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["webhook_source", "outcome", "bucket"],
+        set_={"request_count": table.c.request_count + stmt.excluded.request_count,
+              "total_ms": table.c.total_ms + stmt.excluded.total_ms})
+    db.session.execute(stmt, [{"webhook_source": s, "outcome": o, "bucket": b, "request_count": n,
+                               "total_ms": ms} for s, o, b, n, ms in groups])
+    return len(groups)
+
+
+def _take_snapshots(now: datetime) -> None:
+    for name, column in SNAPSHOTS.items():
+        counts = db.session.execute(select(column, func.count()).group_by(column)).all()
+        db.session.execute(delete(MetricSnapshot).where(MetricSnapshot.name == name))
+        if counts:
+            db.session.execute(insert(MetricSnapshot), [
+                {"name": name, "label": status, "value": n, "taken_at": now} for status, n in counts])
+
+
+def roll_up(now: datetime | None = None) -> None:
+    """The minute task's figures: fold the audit log into the totals and retake the counts (committed)."""
+    now = now or utcnow()
+    stmt = dialect_insert(db.engine.dialect.name, MetricSnapshot.__table__).values(
+        name=WATERMARK[0], label=WATERMARK[1], value=0, taken_at=now)
+    db.session.execute(stmt.on_conflict_do_nothing(index_elements=["name", "label"]))
+    _fold_audit(now)
+    _take_snapshots(now)
+    db.session.commit()
+
+
+def snapshots() -> tuple[dict[str, dict[str, float]], datetime | None]:
+    """The counts of the last minute task by name and status, and when they were taken."""
+    result: dict[str, dict[str, float]] = {name: {} for name in SNAPSHOTS}
+    taken = None
+    for name, label, value, at in db.session.execute(
+            select(MetricSnapshot.name, MetricSnapshot.label, MetricSnapshot.value, MetricSnapshot.taken_at)
+            .where(MetricSnapshot.name.in_(tuple(SNAPSHOTS)))):
+        result[name][label] = value
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        taken = at if taken is None or at > taken else taken
+    return result, taken
+
+
+def live_queue(now: datetime | None = None) -> tuple[dict[str, int], float | None]:
+    """Messages waiting (queued, processing, failed) counted now, and the oldest queued one's age."""
+    m = WebhookMessage
+    waiting = ("queued", "processing", "failed")
+    counts = dict(db.session.execute(
+        select(m.status, func.count()).where(m.status.in_(waiting)).group_by(m.status)).all())
+    oldest = db.session.scalar(select(func.min(m.created_at)).where(m.status == "queued"))
+    age = None
+    if oldest is not None:
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+        age = max(((now or utcnow()) - oldest).total_seconds(), 0.0)
+    return {status: int(counts.get(status, 0)) for status in waiting}, age
