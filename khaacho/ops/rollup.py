@@ -79,22 +79,30 @@ def request_totals() -> dict[tuple[str, str, int], list]:
     return dict(totals)
 
 
+def _move_watermark(current: int, new: int, now: datetime) -> bool:
+    return db.session.execute(
+        update(MetricSnapshot)
+        .where(MetricSnapshot.name == WATERMARK[0], MetricSnapshot.label == WATERMARK[1],
+               MetricSnapshot.value == current)
+        .values(value=new, taken_at=now).execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
 def _fold_audit(now: datetime) -> int:
     """Add the audit rows older than the delay to the totals and move the watermark; rows folded."""
     log = WebhookSignatureLog
     mark = _watermark()
+    if mark and (db.session.scalar(select(func.max(log.id))) or 0) < mark:
+        # The cleanup emptied the table and SQLite hands out the same ids again: start over.
+        if not _move_watermark(mark, 0, now):
+            return 0
+        mark = 0
     upto = db.session.scalar(
         select(func.max(log.id)).where(log.id > mark, log.created_at < now - ROLLUP_DELAY))
     if upto is None:
         return 0
     # Moving the watermark first, conditionally, means a second consumer folding at once changes nothing.
-    moved = db.session.execute(
-        update(MetricSnapshot)
-        .where(MetricSnapshot.name == WATERMARK[0], MetricSnapshot.label == WATERMARK[1],
-               MetricSnapshot.value == mark)
-        .values(value=upto, taken_at=now).execution_options(synchronize_session=False)
-    ).rowcount
-    if not moved:
+    if not _move_watermark(mark, upto, now):
         return 0
     groups = audit_groups(mark, upto)
     table = RequestTotal.__table__
