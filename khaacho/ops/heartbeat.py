@@ -35,6 +35,7 @@ FORGET_AFTER = timedelta(days=1)
 TIMING_WINDOW = timedelta(minutes=15)
 
 _lock = threading.Lock()
+_stopping = threading.Event()
 _started_pid: int | None = None
 _consumer_id = ""
 _tasks_done = 0
@@ -96,7 +97,7 @@ def beat(now: datetime | None = None) -> None:
         consumer_id=_consumer_id, hostname=socket.gethostname()[:255], pid=os.getpid(), started_at=now,
         last_seen_at=now, tasks_done=done)
     db.session.execute(stmt.on_conflict_do_update(
-        index_elements=["consumer_id"], set_={"last_seen_at": now, "tasks_done": done, "stopped_at": None}))
+        index_elements=["consumer_id"], set_={"last_seen_at": now, "tasks_done": done}))
     if timings:
         db.session.execute(insert(TaskTiming), [
             {"consumer_id": _consumer_id, "kind": kind,
@@ -109,14 +110,14 @@ def beat(now: datetime | None = None) -> None:
 
 
 def _beat_forever(app: Flask, every: float) -> None:
-    while True:
+    while not _stopping.is_set():
         try:
             with app.app_context():
                 beat()
                 db.session.remove()
         except Exception:  # the next beat tries again; a dead database shows as silence
             log.exception("heartbeat not recorded")
-        time.sleep(every)
+        _stopping.wait(every)
 
 
 @huey.on_startup()
@@ -139,6 +140,7 @@ def stop_heartbeat() -> None:
     """Mark this consumer stopped on a clean shutdown, so it shows stopped rather than dead."""
     if not _consumer_id:
         return
+    _stopping.set()
     with bound_app().app_context():
         db.session.execute(update(WorkerHeartbeat).where(WorkerHeartbeat.consumer_id == _consumer_id)
                            .values(stopped_at=utcnow()))
