@@ -1,10 +1,11 @@
-"""Deployment-wide figures from shared tables, cheap to read at any table size.
+"""Deployment-wide figures from shared tables, cheap to read at any table size, never stale.
 
 Webhook requests: every request already writes its audit row (``webhook_signature_log``; an
 accepted one with ``response_ms``, the time it took to store). Once a minute the worker folds
 the rows older than :data:`ROLLUP_DELAY` into ``webhook_request_totals`` (counts since the
-deployment began, per source, outcome and ack-time bucket) and moves a watermark; a reader adds
-the rows past the watermark (a few minutes at most, found through the primary key). So every
+deployment began, per source, outcome and ack-time bucket) and into the per-minute
+``webhook_performance_metrics`` rows the stats read, and moves a watermark; a reader adds the
+rows past the watermark (a few minutes at most, found through the primary key). So every
 request counts exactly once, whichever web worker took it, the moment its row is committed, and
 no request writes anything more. The delay lets rejected rows finish folding (one row per IP
 and minute) before they are counted.
@@ -22,12 +23,14 @@ from sqlalchemy import Integer, case, delete, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from khaacho.extensions import db
+from khaacho.histograms import LATENCY_BUCKETS_MS
 from khaacho.models import (
     MetricSnapshot,
     Order,
     OutboundMessage,
     RequestTotal,
     WebhookMessage,
+    WebhookPerformanceMetric,
     WebhookSignatureLog,
     dialect_insert,
     utcnow,
@@ -41,10 +44,24 @@ WATERMARK = ("rollup", "audit_last_id")
 SNAPSHOTS = {"messages": WebhookMessage.status, "orders": Order.status, "replies": OutboundMessage.status}
 
 
-def ack_bucket(column: ColumnElement) -> ColumnElement:
-    """SQL: the index of the ack-time bucket of ``column`` (ms), or -1 when it is null."""
-    whens = [(column.is_(None), UNTIMED)] + [(column <= bound, i) for i, bound in enumerate(ACK_BUCKETS_MS)]
-    return case(*whens, else_=len(ACK_BUCKETS_MS)).cast(Integer)
+def bucket_of(column: ColumnElement, bounds: tuple[float, ...] = ACK_BUCKETS_MS) -> ColumnElement:
+    """SQL: the index of the bucket of ``column`` (ms) among upper ``bounds``, or -1 when it is null."""
+    whens = [(column.is_(None), UNTIMED)] + [(column <= bound, i) for i, bound in enumerate(bounds)]
+    return case(*whens, else_=len(bounds)).cast(Integer)
+
+
+def period_of(column: ColumnElement, unit: str) -> ColumnElement:
+    """SQL: ``column`` truncated to its UTC ``minute`` or ``hour``, on PostgreSQL and SQLite."""
+    if db.engine.dialect.name == "postgresql":
+        return func.date_trunc(unit, func.timezone("UTC", column))
+    return func.strftime("%Y-%m-%d %H:%M:00" if unit == "minute" else "%Y-%m-%d %H:00:00", column)
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """A timestamp read back from either backend, as an aware UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _watermark() -> int:
@@ -56,7 +73,7 @@ def _watermark() -> int:
 def audit_groups(after_id: int, upto_id: int | None = None) -> list[tuple[str, str, int, int, float]]:
     """Audit rows past ``after_id`` (up to ``upto_id``) as (source, outcome, bucket, requests, total ms)."""
     log = WebhookSignatureLog
-    bucket = ack_bucket(log.response_ms)
+    bucket = bucket_of(log.response_ms)
     where = [log.id > after_id] + ([log.id <= upto_id] if upto_id is not None else [])
     rows = db.session.execute(
         select(log.webhook_source, log.is_valid, bucket, func.sum(log.request_count),
@@ -65,6 +82,44 @@ def audit_groups(after_id: int, upto_id: int | None = None) -> list[tuple[str, s
     ).all()
     return [(source, "accepted" if valid else "rejected", int(b), int(n), float(ms))
             for source, valid, b, n, ms in rows]
+
+
+def audit_timings(unit: str, after_id: int, upto_id: int | None = None, since: datetime | None = None,
+                  source: str = "all") -> dict[tuple[datetime, str, str], dict]:
+    """Audit rows past ``after_id`` as performance figures per (period start, endpoint, source).
+
+    Each value has ``count``, ``ok`` (accepted), ``total_ms``, ``max_ms`` and a ``histogram``
+    over :data:`LATENCY_BUCKETS_MS`, the shape of a ``webhook_performance_metrics`` row.
+    """
+    log = WebhookSignatureLog
+    period, bucket = period_of(log.created_at, unit), bucket_of(log.response_ms, LATENCY_BUCKETS_MS)
+    where = [log.id > after_id]
+    where += [log.id <= upto_id] if upto_id is not None else []
+    where += [log.created_at >= since] if since is not None else []
+    where += [log.webhook_source == source] if source != "all" else []
+    rows = db.session.execute(
+        select(period, log.endpoint, log.webhook_source, bucket, func.sum(log.request_count),
+               func.sum(case((log.is_valid, log.request_count), else_=0)),
+               func.coalesce(func.sum(log.response_ms), 0.0), func.max(log.response_ms))
+        .where(*where).group_by(period, log.endpoint, log.webhook_source, bucket)
+    ).all()
+    groups: dict[tuple[datetime, str, str], dict] = {}
+    for start, endpoint, src, b, n, ok, total, peak in rows:
+        group = groups.setdefault((as_utc(start), endpoint, src), {
+            "count": 0, "ok": 0, "total_ms": 0.0, "max_ms": 0.0,
+            "histogram": [0] * (len(LATENCY_BUCKETS_MS) + 1)})
+        group["count"] += int(n)
+        group["ok"] += int(ok or 0)
+        group["total_ms"] += float(total)
+        group["max_ms"] = max(group["max_ms"], float(peak or 0.0))
+        if b != UNTIMED:
+            group["histogram"][int(b)] += int(n)
+    return groups
+
+
+def tail_timings(since: datetime, source: str = "all") -> dict[tuple[datetime, str, str], dict]:
+    """Per hour, endpoint and source: the requests since ``since`` not yet rolled up."""
+    return audit_timings("hour", _watermark(), since=since, source=source)
 
 
 def request_totals() -> dict[tuple[str, str, int], list]:
@@ -113,6 +168,13 @@ def _fold_audit(now: datetime) -> int:
               "total_ms": table.c.total_ms + stmt.excluded.total_ms})
     db.session.execute(stmt, [{"webhook_source": s, "outcome": o, "bucket": b, "request_count": n,
                                "total_ms": ms} for s, o, b, n, ms in groups])
+    minutes = audit_timings("minute", mark, upto)
+    if minutes:
+        db.session.execute(insert(WebhookPerformanceMetric), [
+            {"endpoint_path": endpoint, "webhook_source": src, "bucket_start": start,
+             "request_count": g["count"], "success_count": g["ok"], "total_ms": round(g["total_ms"], 3),
+             "max_ms": round(g["max_ms"], 3), "histogram": g["histogram"], "created_at": now}
+            for (start, endpoint, src), g in minutes.items()])
     return len(groups)
 
 
@@ -144,7 +206,7 @@ def snapshots() -> tuple[dict[str, dict[str, float]], datetime | None]:
             select(MetricSnapshot.name, MetricSnapshot.label, MetricSnapshot.value, MetricSnapshot.taken_at)
             .where(MetricSnapshot.name.in_(tuple(SNAPSHOTS)))):
         result[name][label] = value
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        at = as_utc(at)
         taken = at if taken is None or at > taken else taken
     return result, taken
 
@@ -158,6 +220,6 @@ def live_queue(now: datetime | None = None) -> tuple[dict[str, int], float | Non
     oldest = db.session.scalar(select(func.min(m.created_at)).where(m.status == "queued"))
     age = None
     if oldest is not None:
-        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+        oldest = as_utc(oldest)
         age = max(((now or utcnow()) - oldest).total_seconds(), 0.0)
     return {status: int(counts.get(status, 0)) for status in waiting}, age

@@ -98,6 +98,11 @@ def _fold(conn: Connection, source: str, endpoint: str, ip: str | None, reason: 
             request_count=count, last_seen_at=now, created_at=now if now < end else minute))
 
 
+def has_suppressed() -> bool:
+    """True while over-allowance rejections are counted in memory only."""
+    return bool(_suppressed)
+
+
 def flush_suppressed(conn: Connection) -> None:
     """Add the in-memory counts of over-allowance rejections to their folded rows."""
     with _lock:
