@@ -48,8 +48,10 @@ class DeploymentCollector(Collector):
         for status, value in sorted(counts["orders"].items()):
             orders.add_metric([status], value)
         yield orders
-        replies = CounterMetricFamily("khaacho_replies", "Replies made, by kind and status.",
-                                      labels=["kind", "status"])
+        # A gauge under the contract's name: a reply changes status (sending, sent, failed) and the
+        # cleanup removes old ones, so the figure can fall, which a counter must never do.
+        replies = GaugeMetricFamily("khaacho_replies_total", "Stored replies by kind and status.",
+                                    labels=["kind", "status"])
         for status, value in sorted(counts["replies"].items()):
             replies.add_metric([REPLY_KIND, status], value)
         yield replies
