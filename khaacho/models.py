@@ -99,7 +99,7 @@ class WebhookSignatureLog(db.Model):
     reason = db.Column(db.String(255))
     client_ip = db.Column(db.String(64))
     request_count = db.Column(db.Integer, nullable=False, default=1)
-    response_ms = db.Column(db.Float)  # time to store an accepted request; None for rejected ones
+    response_ms = db.Column(db.Float)  # an accepted request's time until its store; None when rejected
     last_seen_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 

@@ -71,7 +71,8 @@ class DeploymentCollector(Collector):
                     n for (s, o, _b), (n, _ms) in totals.items() if s == source and o == outcome))
         yield requests
         ack = HistogramMetricFamily("khaacho_webhook_ack_seconds",
-                                    "Time to store and acknowledge an accepted webhook request.",
+                                    "Time from receiving an accepted webhook request to its store "
+                                    "(the write itself excluded).",
                                     labels=["source"])
         for source in SOURCES:
             counts = [0] * (len(rollup.ACK_BUCKETS_MS) + 1)

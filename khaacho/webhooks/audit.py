@@ -48,7 +48,8 @@ def valid_params(source: str, endpoint: str, client_ip: str | None, reason: str 
                  response_ms: float | None = None) -> dict:
     """What :func:`valid_insert` binds for one accepted request, but ``now``.
 
-    ``response_ms`` is how long the request took until it was stored: the request counts and
+    ``response_ms`` is how long the request took until its store statement was sent (the only
+    time known inside that one statement, so the write itself is not in it): the request counts and
     ack-time histogram of ``/metrics`` and the performance stats are computed from it.
     """
     return {"audit_webhook_source": source, "audit_endpoint": endpoint[:255], "audit_reason": reason,

@@ -1,6 +1,6 @@
 """operations: pause switches, alerts, worker heartbeats, task timings, request totals, metric snapshots
 
-The audit row of an accepted webhook also records how long the request took to store
+The audit row of an accepted webhook also records how long the request took until its store
 (``response_ms``), so request counts and ack times need no extra write per request.
 
 Revision ID: 0005
