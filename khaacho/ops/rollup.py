@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Integer, case, delete, func, insert, select, update
+from sqlalchemy import Integer, Select, case, delete, func, insert, select, union_all, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from khaacho.extensions import db
@@ -64,24 +64,24 @@ def as_utc(value: datetime | str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _watermark_value() -> ColumnElement:
+    return (select(MetricSnapshot.value)
+            .where(MetricSnapshot.name == WATERMARK[0], MetricSnapshot.label == WATERMARK[1])
+            .scalar_subquery())
+
+
 def _watermark() -> int:
-    value = db.session.scalar(select(MetricSnapshot.value).where(
-        MetricSnapshot.name == WATERMARK[0], MetricSnapshot.label == WATERMARK[1]))
-    return int(value or 0)
+    return int(db.session.scalar(select(_watermark_value())) or 0)
 
 
-def audit_groups(after_id: int, upto_id: int | None = None) -> list[tuple[str, str, int, int, float]]:
-    """Audit rows past ``after_id`` (up to ``upto_id``) as (source, outcome, bucket, requests, total ms)."""
+def _audit_groups(*where: ColumnElement) -> Select:
+    """Audit rows as (source, outcome, bucket, requests, total ms), the shape of a request total."""
     log = WebhookSignatureLog
     bucket = bucket_of(log.response_ms)
-    where = [log.id > after_id] + ([log.id <= upto_id] if upto_id is not None else [])
-    rows = db.session.execute(
-        select(log.webhook_source, log.is_valid, bucket, func.sum(log.request_count),
-               func.coalesce(func.sum(log.response_ms), 0.0))
-        .where(*where).group_by(log.webhook_source, log.is_valid, bucket)
-    ).all()
-    return [(source, "accepted" if valid else "rejected", int(b), int(n), float(ms))
-            for source, valid, b, n, ms in rows]
+    outcome = case((log.is_valid, "accepted"), else_="rejected")
+    return (select(log.webhook_source, outcome, bucket, func.sum(log.request_count),
+                   func.coalesce(func.sum(log.response_ms), 0.0))
+            .where(*where).group_by(log.webhook_source, outcome, bucket))
 
 
 def audit_timings(unit: str, after_id: int, upto_id: int | None = None, since: datetime | None = None,
@@ -123,11 +123,16 @@ def tail_timings(since: datetime, source: str = "all") -> dict[tuple[datetime, s
 
 
 def request_totals() -> dict[tuple[str, str, int], list]:
-    """Every webhook request so far: (source, outcome, bucket) -> [requests, total ms]."""
+    """Every webhook request so far: (source, outcome, bucket) -> [requests, total ms].
+
+    One statement reads the totals and the rows past the watermark, so a fold committing
+    meanwhile can neither hide nor double a request (a counter must never step back).
+    """
+    rt = RequestTotal
+    folded = select(rt.webhook_source, rt.outcome, rt.bucket, rt.request_count, rt.total_ms)
+    tail = _audit_groups(WebhookSignatureLog.id > func.coalesce(_watermark_value(), 0))
     totals: dict[tuple[str, str, int], list] = defaultdict(lambda: [0, 0.0])
-    rows = db.session.execute(select(RequestTotal.webhook_source, RequestTotal.outcome, RequestTotal.bucket,
-                                     RequestTotal.request_count, RequestTotal.total_ms)).all()
-    for source, outcome, bucket, n, ms in [*rows, *audit_groups(_watermark())]:
+    for source, outcome, bucket, n, ms in db.session.execute(union_all(folded, tail)):
         total = totals[(source, outcome, int(bucket))]
         total[0] += int(n)
         total[1] += float(ms)
@@ -159,15 +164,15 @@ def _fold_audit(now: datetime) -> int:
     # Moving the watermark first, conditionally, means a second consumer folding at once changes nothing.
     if not _move_watermark(mark, upto, now):
         return 0
-    groups = audit_groups(mark, upto)
+    groups = db.session.execute(_audit_groups(log.id > mark, log.id <= upto)).all()
     table = RequestTotal.__table__
     stmt = dialect_insert(db.engine.dialect.name, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["webhook_source", "outcome", "bucket"],
         set_={"request_count": table.c.request_count + stmt.excluded.request_count,
               "total_ms": table.c.total_ms + stmt.excluded.total_ms})
-    db.session.execute(stmt, [{"webhook_source": s, "outcome": o, "bucket": b, "request_count": n,
-                               "total_ms": ms} for s, o, b, n, ms in groups])
+    db.session.execute(stmt, [{"webhook_source": s, "outcome": o, "bucket": int(b), "request_count": int(n),
+                               "total_ms": float(ms)} for s, o, b, n, ms in groups])
     minutes = audit_timings("minute", mark, upto)
     if minutes:
         db.session.execute(insert(WebhookPerformanceMetric), [
