@@ -123,7 +123,7 @@ class Config:
         self.ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL")
         if self.ALERT_WEBHOOK_URL and not self.ALERT_WEBHOOK_URL.startswith(("https://", "http://")):
             raise ConfigError("ALERT_WEBHOOK_URL must be an http(s) URL")
-        self.WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 15, minimum=1)
+        self.WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, minimum=1)
         self.WORKER_SILENT_SECONDS = env_int("WORKER_SILENT_SECONDS", 120, minimum=1)
 
         self.MAX_CONTENT_LENGTH = 4 * 1024 * 1024
