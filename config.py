@@ -145,6 +145,11 @@ class Config:
         self.TASK_RETRY_BASE_SECONDS = env_int("TASK_RETRY_BASE_SECONDS", 30, minimum=1)
         self.SWEEP_AFTER_SECONDS = env_int("SWEEP_AFTER_SECONDS", 120, minimum=1)
         self.WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 30, minimum=1)
+        self.ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL")
+        if self.ALERT_WEBHOOK_URL and not self.ALERT_WEBHOOK_URL.startswith(("https://", "http://")):
+            raise ConfigError("ALERT_WEBHOOK_URL must be an http(s) URL")
+        self.WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, minimum=1)
+        self.WORKER_SILENT_SECONDS = env_int("WORKER_SILENT_SECONDS", 120, minimum=1)
 
         self.MAX_CONTENT_LENGTH = 4 * 1024 * 1024
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"

@@ -4,10 +4,11 @@ Creates a throwaway database on 127.0.0.1 (dropped at the end unless ``--keep``)
 seeds 30 days of messages with their signature-log, per-minute metric and rate-limit rows using
 ``INSERT … SELECT generate_series`` (no network, no Python loops), then times every dashboard
 partial, the whole page and the stats API for the last 24 h through the Flask test client, with
-a logged-in admin session or a bearer token, and prints p50/p95/max per endpoint.
+a logged-in admin session or a bearer token, and a ``/metrics`` scrape, and prints p50/p95/max
+per endpoint.
 
 Run from the repository root: ``.venv/bin/python bench/stats.py [--rows 1000000] [--requests 20]``.
-Target: p95 <= 200 ms for each.
+Target: p95 <= 200 ms for each, <= 100 ms for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import psycopg  # noqa: E402
 
 ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET_MS = 200.0
+TARGETS_MS = {"/metrics": 100.0}  # a Prometheus scrape
 DAYS = 30
 TEXTS = ["10 kg chini ra 5 kg dal", "चिया पत्ती २ प्याकेट", "1) basmati 5kg\n2) sunflower oil 2 ltr",
          "pls send 2 dozen eggs", "Noodles x 30", "salt - 10 pkt\nsoap - 6 pcs", "चामल २५ केजी",
@@ -61,11 +63,11 @@ FROM (
 
 SEED_SIGNATURES = """
 INSERT INTO webhook_signature_log (webhook_source, endpoint, is_valid, reason, client_ip, request_count,
-    last_seen_at, created_at)
+    response_ms, last_seen_at, created_at)
 SELECT webhook_source,
        CASE WHEN webhook_source = 'twilio' THEN '/api/v1/whatsapp-hardened/twilio/webhook'
             ELSE '/api/v1/whatsapp-hardened/webhook' END,
-       true, NULL, '31.13.' || (id %% 250) || '.' || (id %% 200), 1, created_at, created_at
+       true, NULL, '31.13.' || (id %% 250) || '.' || (id %% 200), 1, response_time_ms, created_at, created_at
 FROM webhook_messages;
 INSERT INTO webhook_signature_log (webhook_source, endpoint, is_valid, reason, client_ip, request_count,
     last_seen_at, created_at)
@@ -88,6 +90,23 @@ FROM generate_series(0, %(minutes)s - 1) AS m,
      (VALUES ('/api/v1/whatsapp-hardened/webhook', 'whatsapp'),
              ('/api/v1/whatsapp-hardened/twilio/webhook', 'twilio')) AS e(path, source),
      generate_series(1, 2) AS worker
+"""
+
+# As the worker's minute task leaves them: everything older than its delay folded into the
+# request totals (one row per source, outcome and ack bucket), the last minutes past the watermark.
+SEED_TOTALS = """
+INSERT INTO metric_snapshots (name, label, value, taken_at)
+SELECT 'rollup', 'audit_last_id', coalesce(max(id), 0), now() FROM webhook_signature_log
+WHERE created_at < now() - interval '90 seconds';
+INSERT INTO webhook_request_totals (webhook_source, outcome, bucket, request_count, total_ms)
+SELECT webhook_source, CASE WHEN is_valid THEN 'accepted' ELSE 'rejected' END,
+       CASE WHEN response_ms IS NULL THEN -1
+            ELSE width_bucket(response_ms, ARRAY[5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 250, 500, 1000, 2500,
+                                                 5000]::float8[]) END,
+       sum(request_count), coalesce(sum(response_ms), 0)
+FROM webhook_signature_log
+WHERE id <= (SELECT value FROM metric_snapshots WHERE name = 'rollup' AND label = 'audit_last_id')
+GROUP BY 1, 2, 3
 """
 
 SEED_RATE_LIMITS = """
@@ -115,6 +134,9 @@ def seed(url: str, rows: int) -> None:
             _step(conn, label, statement, params)
         _step(conn, "performance rollups", SEED_METRICS, params)
         _step(conn, "rate-limit windows", SEED_RATE_LIMITS, {})
+        for statement, label in zip(SEED_TOTALS.split(";"), ("rollup watermark", "request totals"),
+                                    strict=True):
+            _step(conn, label, statement, {})
         _step(conn, "VACUUM ANALYZE", "VACUUM ANALYZE", {})
         for table in ("webhook_messages", "webhook_signature_log", "webhook_performance_metrics",
                       "webhook_rate_limits"):
@@ -160,9 +182,13 @@ def measure(url: str, requests: int) -> bool:
     from khaacho.auth.cli import create_user
     from khaacho.extensions import db
     from khaacho.models import ApiToken
+    from khaacho.ops import rollup
 
     app = build_app(url)
     with app.app_context():
+        started = time.perf_counter()
+        rollup.roll_up()  # the minute task: status counts for /metrics
+        print(f"  {'minute task (roll-up)':<28} {time.perf_counter() - started:6.1f} s")
         user = create_user("bench@khaacho.local", "bench-password", "admin")
         token = uuid.uuid4().hex + uuid.uuid4().hex
         db.session.add(ApiToken(user=user, token_hash=ApiToken.hash(token)))
@@ -184,6 +210,9 @@ def measure(url: str, requests: int) -> bool:
         ("stats API (bearer, all)", "/api/v1/whatsapp-hardened/stats?source=all&hours=24", bearer),
         ("stats API (bearer, whatsapp)", "/api/v1/whatsapp-hardened/stats?source=whatsapp&hours=24", bearer),
         ("stats API (session)", "/api/v1/whatsapp-hardened/stats?hours=24", None),
+        ("partial operations", "/dashboard/partials/operations?hours=24", None),
+        ("live view (all sections)", "/dashboard/live?hours=24", None),
+        ("/metrics scrape (bearer)", "/metrics", bearer),
         ("whole /dashboard page", "/dashboard?hours=24", None),
     ]
     print(f"\n{'endpoint (last 24 h)':<30} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  "
@@ -192,9 +221,10 @@ def measure(url: str, requests: int) -> bool:
     for label, path, headers in endpoints:
         values = timings(client, path, requests, headers)
         p95 = percentile(values, 0.95)
-        within = p95 <= TARGET_MS or label.startswith("whole")
+        target = TARGETS_MS.get(path, TARGET_MS)
+        within = p95 <= target or path.startswith(("/dashboard?", "/dashboard/live"))
         ok &= within
-        verdict = "ok" if p95 <= TARGET_MS else ("over (page = all partials)" if within else "OVER")
+        verdict = "ok" if p95 <= target else ("over (all partials at once)" if within else "OVER")
         print(f"{label:<30} {statistics.median(values):8.1f} {p95:8.1f} {max(values):8.1f}  {verdict}")
     with app.app_context():
         db.engine.dispose()

@@ -58,6 +58,10 @@ def create_app(config: Config | None = None) -> Flask:
 
     dashboard.init_app(app)
 
+    from khaacho import ops
+
+    ops.init_app(app)
+
     # Outermost, around the webhook fast path too: every layer sees the client's address and scheme.
     proxies = app.config["TRUSTED_PROXY_COUNT"]
     if proxies:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -26,6 +28,16 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=lambda: "global")
 
 
+class AppLoggingHuey(Huey):
+    """Huey whose consumer logs through the app's root handler only, in the app's one format."""
+
+    def create_consumer(self, **options):
+        """``huey_consumer`` has just added its own handler to the 'huey' logger: drop it, so each
+        line is written once (by the root handler, with the request id, JSON in production)."""
+        logging.getLogger("huey").handlers.clear()
+        return super().create_consumer(**options)
+
+
 # Immediate (in memory) until ``khaacho.queue.bind_app`` points it at the configured storage: task
 # decorators need the instance at import time, and nothing may connect before the app exists.
-huey = Huey("khaacho", utc=True, immediate=True)
+huey = AppLoggingHuey("khaacho", utc=True, immediate=True)

@@ -129,6 +129,7 @@ class WebhookSignatureLog(db.Model):
     reason = db.Column(db.String(255))
     client_ip = db.Column(db.String(64))
     request_count = db.Column(db.Integer, nullable=False, default=1)
+    response_ms = db.Column(db.Float)  # an accepted request's time until its store; None when rejected
     last_seen_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
@@ -379,3 +380,89 @@ class OpsAction(db.Model):
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
     user = db.relationship("User")
+
+
+class Switch(db.Model):
+    """A pause switch shared by every process (``processing``, ``replies``)."""
+
+    __tablename__ = "switches"
+
+    name = db.Column(db.String(32), primary_key=True)
+    paused = db.Column(db.Boolean, nullable=False, default=False)
+    changed_by = db.Column(db.String(255))
+    changed_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class Alert(db.Model):
+    """One episode of an alert kind: raised, possibly posted, then cleared."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        # At most one open episode per kind, whichever consumer evaluates.
+        Index("uq_alerts_open_kind", "kind", unique=True,
+              postgresql_where=sa_text("cleared_at IS NULL"), sqlite_where=sa_text("cleared_at IS NULL")),
+        Index("ix_alerts_raised_at", "raised_at"),
+    )
+
+    id = db.Column(BigId, primary_key=True)
+    kind = db.Column(db.String(32), nullable=False)
+    summary = db.Column(db.Text, nullable=False)
+    value = db.Column(db.Float, nullable=False, default=0.0)
+    raised_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    last_seen_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    cleared_at = db.Column(db.DateTime(timezone=True))
+    posted_at = db.Column(db.DateTime(timezone=True))  # when the raise was posted to ALERT_WEBHOOK_URL
+    clear_posted_at = db.Column(db.DateTime(timezone=True))
+
+
+class WorkerHeartbeat(db.Model):
+    """One row per consumer process, touched every few seconds while it lives."""
+
+    __tablename__ = "worker_heartbeats"
+
+    consumer_id = db.Column(db.String(128), primary_key=True)
+    hostname = db.Column(db.String(255), nullable=False)
+    pid = db.Column(db.Integer, nullable=False)
+    started_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    last_seen_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    stopped_at = db.Column(db.DateTime(timezone=True))
+    tasks_done = db.Column(BigInteger, nullable=False, default=0)
+
+
+class TaskTiming(db.Model):
+    """Queue wait or run time of tasks, one histogram per consumer, kind and minute."""
+
+    __tablename__ = "task_timings"
+    __table_args__ = (Index("ix_task_timings_bucket_start", "bucket_start"),)
+
+    id = db.Column(BigId, primary_key=True)
+    consumer_id = db.Column(db.String(128), nullable=False)
+    kind = db.Column(db.String(16), nullable=False)  # wait or run
+    bucket_start = db.Column(db.DateTime(timezone=True), nullable=False)
+    count = db.Column(db.Integer, nullable=False, default=0)
+    total_ms = db.Column(db.Float, nullable=False, default=0.0)
+    max_ms = db.Column(db.Float, nullable=False, default=0.0)
+    histogram = db.Column(Json, nullable=False, default=list)
+
+
+class RequestTotal(db.Model):
+    """Webhook requests since the deployment began, folded in from the audit log by the worker."""
+
+    __tablename__ = "webhook_request_totals"
+
+    webhook_source = db.Column(db.String(16), primary_key=True)
+    outcome = db.Column(db.String(16), primary_key=True)  # accepted or rejected
+    bucket = db.Column(db.Integer, primary_key=True)  # ack-time bucket index; -1 for untimed requests
+    request_count = db.Column(BigInteger, nullable=False, default=0)
+    total_ms = db.Column(db.Float, nullable=False, default=0.0)
+
+
+class MetricSnapshot(db.Model):
+    """Counts too costly to take per scrape (rows by status), refreshed each minute by the worker."""
+
+    __tablename__ = "metric_snapshots"
+
+    name = db.Column(db.String(64), primary_key=True)
+    label = db.Column(db.String(64), primary_key=True)
+    value = db.Column(db.Float, nullable=False, default=0.0)
+    taken_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,7 +37,8 @@ def bind_app(app: Flask) -> None:
         huey.storage = huey.create_storage()
 
 
-def _app() -> Flask:
+def bound_app() -> Flask:
+    """The app tasks run in (the current one inside an app context)."""
     if has_app_context():
         return current_app._get_current_object()
     if _bound_app is None:
@@ -49,17 +49,10 @@ def _app() -> Flask:
 def _in_app_context(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        with _app().app_context():
+        with bound_app().app_context():
             return fn(*args, **kwargs)
 
     return run
-
-
-@huey.on_startup()
-def _use_app_logging() -> None:
-    """huey_consumer adds its own handler to the 'huey' logger; the app's root handler already
-    formats those records (JSON in production) and adds the request id, so drop the copy."""
-    logging.getLogger("huey").handlers.clear()
 
 
 @huey.on_startup()
@@ -67,7 +60,7 @@ def _start_relay() -> None:
     """The consumer process relays stored messages to the queue (once per process, see relay)."""
     from khaacho.processing import relay
 
-    relay.start_in_consumer(_app())
+    relay.start_in_consumer(bound_app())
 
 
 def app_task(**options) -> Callable:

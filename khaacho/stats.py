@@ -6,9 +6,7 @@ column, so its cost follows the window asked for, not the size of the table.
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,19 +15,15 @@ from sqlalchemy import case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from khaacho.extensions import db, limiter
+from khaacho.histograms import LATENCY_BUCKETS_MS, histogram_percentile
 from khaacho.models import (
     WebhookMessage,
     WebhookPerformanceMetric,
     WebhookRateLimit,
     WebhookSignatureLog,
 )
+from khaacho.ops import rollup
 from khaacho.processing.senders import LIMITER_DOWN_REASON
-
-# Upper bounds (ms) of the latency buckets in ``webhook_performance_metrics.histogram``: the
-# histogram is a list of len(LATENCY_BUCKETS_MS) + 1 counts; count i is for requests that took
-# at most LATENCY_BUCKETS_MS[i] (and more than the bound before it); the last count is for
-# requests slower than the last bound. Use ``latency_bucket(ms)`` to find the index.
-LATENCY_BUCKETS_MS: tuple[float, ...] = (10, 25, 50, 100, 250, 500, 1000, 1500, 2500, 5000, 10000)
 
 SOURCES = ("all", "whatsapp", "twilio")
 MAX_HOURS = 720
@@ -42,28 +36,6 @@ ERROR_ALERT_RATE = 0.05
 QUEUE_WARN_SECONDS = 60
 QUEUE_ALERT_SECONDS = 300
 TOP_LIMIT = 10
-
-
-def latency_bucket(ms: float) -> int:
-    """Index of the histogram bucket a request that took ``ms`` milliseconds belongs to."""
-    return bisect.bisect_left(LATENCY_BUCKETS_MS, ms)
-
-
-def histogram_percentile(counts: Sequence[int], q: float, max_ms: float) -> float | None:
-    """Estimate the q-quantile (0..1) from bucket counts, interpolating inside the bucket."""
-    total = sum(counts)
-    if not total:
-        return None
-    rank = q * total
-    seen = 0
-    for index, count in enumerate(counts):
-        if count and seen + count >= rank:
-            lower = LATENCY_BUCKETS_MS[index - 1] if index else 0.0
-            upper = LATENCY_BUCKETS_MS[index] if index < len(LATENCY_BUCKETS_MS) else max(max_ms, lower)
-            value = lower + (upper - lower) * (rank - seen) / count
-            return round(min(value, max_ms) if max_ms > 0 else value, 2)
-        seen += count
-    return round(max_ms, 2)
 
 
 def window_start(hours: int, now: datetime | None = None) -> datetime:
@@ -200,24 +172,38 @@ def suspicious_sources(since: datetime, source: str = "all") -> list[dict]:
     ]
 
 
-def _performance_groups(since: datetime, source: str, *keys) -> list[dict]:
-    """Rollups since ``since`` summed in SQL per ``keys`` (histograms element by element)."""
+def _performance_groups(since: datetime, source: str, per_hour_and_endpoint: bool) -> list[dict]:
+    """Timings since ``since``, per hour and endpoint or in one group: the rolled-up minutes summed in
+    SQL (histograms element by element) plus the requests not rolled up yet, read from the audit log.
+    """
     pm = WebhookPerformanceMetric
+    keys = (hour_of(pm.bucket_start), pm.endpoint_path) if per_hour_and_endpoint else ()
     buckets = [func.coalesce(func.sum(pm.histogram[i].as_integer()), 0)
                for i in range(len(LATENCY_BUCKETS_MS) + 1)]
     rows = db.session.execute(
         select(*keys, func.sum(pm.request_count), func.sum(pm.success_count), func.sum(pm.total_ms),
                func.max(pm.max_ms), *buckets)
         .where(pm.bucket_start >= since, *_source_filter(pm.webhook_source, source))
-        .group_by(*keys).order_by(*keys)
+        .group_by(*keys)
     )
     width = len(keys)
-    return [
-        {"keys": row[:width], "count": int(row[width] or 0), "ok": int(row[width + 1] or 0),
-         "total_ms": float(row[width + 2] or 0.0), "max_ms": float(row[width + 3] or 0.0),
-         "histogram": [int(n) for n in row[width + 4:]]}
-        for row in rows
-    ]
+    groups: dict[tuple, dict] = {}
+    for row in rows:
+        if row[width] is None:
+            continue  # no rolled-up rows at all: the one aggregate row is empty
+        key = (_hour_iso(row[0]), row[1]) if width else ()
+        groups[key] = {"count": int(row[width]), "ok": int(row[width + 1] or 0),
+                       "total_ms": float(row[width + 2] or 0.0), "max_ms": float(row[width + 3] or 0.0),
+                       "histogram": [int(n) for n in row[width + 4:]]}
+    for (hour, endpoint, _source), tail in rollup.tail_timings(since, source).items():
+        key = (hour.isoformat(), endpoint) if width else ()
+        group = groups.setdefault(key, {"count": 0, "ok": 0, "total_ms": 0.0, "max_ms": 0.0,
+                                        "histogram": [0] * (len(LATENCY_BUCKETS_MS) + 1)})
+        for name in ("count", "ok", "total_ms"):
+            group[name] += tail[name]
+        group["max_ms"] = max(group["max_ms"], tail["max_ms"])
+        group["histogram"] = [a + b for a, b in zip(group["histogram"], tail["histogram"], strict=True)]
+    return [{"keys": key, **group} for key, group in sorted(groups.items())]
 
 
 def _timings(group: dict) -> dict:
@@ -232,9 +218,8 @@ def _timings(group: dict) -> dict:
 
 
 def performance_report(since: datetime, source: str = "all") -> tuple[list[dict], list[dict]]:
-    """From one query: figures per hour and endpoint, and per endpoint over the whole window."""
-    pm = WebhookPerformanceMetric
-    groups = _performance_groups(since, source, hour_of(pm.bucket_start), pm.endpoint_path)
+    """From one read: figures per hour and endpoint, and per endpoint over the whole window."""
+    groups = _performance_groups(since, source, per_hour_and_endpoint=True)
     hourly = [
         {"endpoint_path": group["keys"][1], "hour": _hour_iso(group["keys"][0]), **_timings(group)}
         for group in groups
@@ -262,7 +247,7 @@ def performance(since: datetime, source: str = "all") -> list[dict]:
 
 def ack_percentile(since: datetime, source: str = "all", q: float = 0.95) -> tuple[int, float | None]:
     """Requests since ``since`` over all endpoints, and their q-quantile acknowledgement time."""
-    groups = _performance_groups(since, source)
+    groups = _performance_groups(since, source, per_hour_and_endpoint=False)
     if not groups or not groups[0]["count"]:
         return 0, None
     return groups[0]["count"], histogram_percentile(groups[0]["histogram"], q, groups[0]["max_ms"])

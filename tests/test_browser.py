@@ -100,6 +100,18 @@ def test_dashboard_in_a_real_browser(pg_app, pg_clean_url, redis_url, processes,
     row = page.locator("#messages tr", has_text="browser test")
     row.locator(".badge--completed").wait_for(timeout=15_000)
 
+    # One request refreshes every section: no section polls on its own.
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if "/dashboard/" in request.url else None)
+    page.wait_for_timeout(6_000)  # lets Playwright deliver the request events meanwhile
+    assert polls and all("/dashboard/live" in url for url in polls) and len(polls) <= 2
+
+    # An admin pauses replies from the Operations section; the state is shown on the page.
+    page.get_by_role("button", name="Pause replies").click()
+    page.locator('[data-switch="replies"] .badge', has_text="paused").wait_for(timeout=10_000)
+    page.get_by_role("button", name="Resume replies").click()
+    page.locator('[data-switch="replies"] .badge', has_text="running").wait_for(timeout=10_000)
+
     # Paused, the sections stand still; resumed, they catch up.
     page.get_by_role("button", name="Pause updates").click()
     assert page.get_by_text("Live updates are paused.").is_visible()

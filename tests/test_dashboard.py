@@ -100,14 +100,29 @@ def test_dashboard_page_has_every_section_and_no_inline_script(app, admin):
 
 
 @pytest.mark.parametrize("name", PARTIALS)
-def test_every_partial_is_a_fragment_that_polls_itself(app, viewer, name):
+def test_every_partial_is_a_fragment_that_carries_the_one_poller(app, viewer, name):
     add_message(app, 1)
     response = viewer.get(f"/dashboard/partials/{name}?hours=6&source=whatsapp")
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "<html" not in html and "<body" not in html
-    assert 'hx-trigger="every 5s"' in html and 'hx-swap="outerHTML"' in html
-    assert f"/dashboard/partials/{name}?" in html and "hours=6" in html and "source=whatsapp" in html
+    # Sections no longer poll one by one: the page's single poller comes along with the filters.
+    assert html.count('hx-trigger="every 5s') == 1 and 'id="live"' in html
+    assert "/dashboard/live?" in html and "hours=6" in html and "source=whatsapp" in html
+
+
+def test_live_view_refreshes_every_section_in_one_response(app, viewer):
+    add_message(app, 1)
+    page = viewer.get("/dashboard?hours=6").get_data(as_text=True)
+    assert page.count('hx-trigger="every 5s') == 1 and "/dashboard/live?" in page
+    html = viewer.get("/dashboard/live?hours=6").get_data(as_text=True)
+    for section in (*PARTIALS, "operations"):
+        assert f'id="{section}"' in html
+    assert html.count('hx-swap-oob="true"') == len(PARTIALS) + 1
+
+
+def test_live_view_needs_a_login(client):
+    assert client.get("/dashboard/live").status_code == 302
 
 
 def test_unknown_partial_is_404(viewer):

@@ -22,6 +22,7 @@ from khaacho import create_app
 from khaacho.demo import DEMO_CATALOG
 from khaacho.extensions import db
 from khaacho.models import Order, OutboundMessage, WebhookMessage, WebhookSignatureLog
+from khaacho.ops import alerts, heartbeat
 from khaacho.orders.catalog import import_catalog
 from khaacho.processing.senders import LIMITER_DOWN_REASON
 from tests.conftest import ROOT, SECRETS, VENV_BIN, free_port, make_config, service_env
@@ -313,3 +314,55 @@ def test_every_message_kind_of_both_providers_is_settled_by_the_consumer(stack, 
     wait_for(lambda: stack.statuses() == expected, f"every kind settled as {dict(expected)}", logs=[consumer])
     replies = sum(reply is not None for _, _, reply, _ in outcomes)
     assert len(stack.provider.replies) == replies == stack.count(OutboundMessage)
+
+
+# --- heartbeats, task timings and the consumer's log ----------------------------------------
+
+def consumer_states(stack) -> list[str]:
+    with stack.app.app_context():
+        return [c["state"] for c in heartbeat.consumers()]
+
+
+def test_killed_consumer_shows_dead_and_raises_the_silent_worker_alert(stack, processes):
+    stack.env.update(WORKER_HEARTBEAT_SECONDS="1", WORKER_SILENT_SECONDS="4")
+    stack.app.config["WORKER_SILENT_SECONDS"] = 4
+    base = processes.gunicorn(stack.env, workers=1)
+    consumer = processes.consumer(stack.env, workers=2)
+    wait_for(lambda: consumer_states(stack) == ["alive"], "the consumer to report in",
+             logs=[consumer])
+
+    post_meta_batch(base, ["9779841234567"])
+    wait_for(lambda: stack.statuses()["completed"] == 1, "the message completed", logs=[consumer])
+
+    def timed() -> bool:
+        with stack.app.app_context():
+            timings = heartbeat.timing_percentiles()
+        return timings["run"]["count"] >= 1 and timings["wait"]["count"] >= 1
+
+    wait_for(timed, "queue wait and run time of the task recorded", logs=[consumer])
+    with stack.app.app_context():
+        timings = heartbeat.timing_percentiles()
+    assert timings["run"]["p95"] is not None and timings["wait"]["p50"] is not None
+
+    consumer.proc.send_signal(signal.SIGKILL)
+    consumer.proc.wait(10)
+    wait_for(lambda: consumer_states(stack) == ["dead"], "the killed consumer shown dead",
+             timeout=30)
+    with stack.app.app_context():
+        fired = {check.kind for check in alerts.evaluate() if check.firing}
+    assert "worker_silent" in fired
+
+    # huey's own handler is gone: each of its lines is written once, in the app's format.
+    output = consumer.output()
+    assert output.count("Huey consumer started with") == 1
+    assert output.count("Periodic tasks are enabled") == 1
+
+
+def test_stopped_consumer_shows_stopped_not_dead(stack, processes):
+    stack.env.update(WORKER_HEARTBEAT_SECONDS="1")
+    consumer = processes.consumer(stack.env, workers=2)
+    wait_for(lambda: consumer_states(stack) == ["alive"], "the consumer to report in",
+             logs=[consumer])
+    consumer.stop(signal.SIGINT)
+    wait_for(lambda: consumer_states(stack) == ["stopped"], "the consumer shown stopped",
+             logs=[consumer])

@@ -17,6 +17,7 @@ from khaacho.dashboard import charts
 from khaacho.dashboard.messages import BULK_REPLAY_MAX, MessageFilters, count, page_of, replayable_ids
 from khaacho.extensions import db
 from khaacho.models import MESSAGE_STATUSES, REPLAYABLE_STATUSES, OpsAction, Order, WebhookMessage
+from khaacho.ops import views as ops_views
 from khaacho.processing.replay import Replayed, replay_refs
 
 bp = Blueprint("dashboard", __name__)
@@ -86,8 +87,12 @@ def _messages(filters: MessageFilters) -> dict:
     return {"page": page_of(filters)}
 
 
+def _operations(_filters: MessageFilters) -> dict:
+    return ops_views.operations()
+
+
 PARTIALS: dict[str, Callable[[MessageFilters], dict]] = {
-    "health": _health, "processing": _processing, "security": _security,
+    "health": _health, "operations": _operations, "processing": _processing, "security": _security,
     "performance": _performance, "messages": _messages,
 }
 
@@ -115,12 +120,27 @@ def index() -> ResponseReturnValue:
 @bp.get("/dashboard/partials/<name>")
 @login_required
 def partial(name: str) -> ResponseReturnValue:
-    """One section alone, as an HTMX swap target (a fragment, not a page)."""
+    """One section alone, as an HTMX swap target (a fragment, not a page).
+
+    The page's poller comes along out of band, so the next refresh keeps these filters and page.
+    """
     build = PARTIALS.get(name)
     if build is None:
         abort(404)
     filters = _filters()
-    return render_template(f"_{name}.html", **build(filters), **_context(filters))
+    context = _context(filters)
+    return (render_template(f"_{name}.html", **build(filters), **context)
+            + render_template("_live.html", oob=True, **context))
+
+
+@bp.get("/dashboard/live")
+@login_required
+def live() -> ResponseReturnValue:
+    """Every live section in one response, each swapped into the page out of band (one poll, not six)."""
+    filters = _filters()
+    context = _context(filters)
+    return "".join(render_template(f"_{name}.html", oob=True, **build(filters), **context)
+                   for name, build in PARTIALS.items())
 
 
 @bp.get(f"/dashboard/messages/{MESSAGE_ID}")

@@ -44,6 +44,7 @@ from khaacho.models import (
     dialect_insert,
     utcnow,
 )
+from khaacho.ops import switches
 from khaacho.processing.senders import LIMITER_DOWN_REASON, SenderLimit
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,12 @@ def drain() -> int:
 
 
 def relay_once(batch_size: int = BATCH_SIZE) -> int:
-    """Claim, limit and enqueue one batch, in an app context; how many messages were claimed."""
+    """Claim, limit and enqueue one batch, in an app context; how many messages were claimed.
+
+    Nothing is claimed while processing is paused: the messages wait ``queued`` for the resume.
+    """
+    if switches.is_paused(switches.PROCESSING):
+        return 0
     claimed = _claim(batch_size)
     if claimed:
         _enqueue(_limit(claimed))

@@ -24,6 +24,7 @@ from khaacho.events import InboundMessage
 from khaacho.extensions import db
 from khaacho.logs import request_id_var
 from khaacho.models import ACKNOWLEDGEMENT, Order, OutboundMessage, WebhookMessage, utcnow
+from khaacho.ops import switches
 from khaacho.orders.catalog import active_catalog
 from khaacho.processing import kinds, ordering, shops
 from khaacho.processing.retry import in_attempt, record_failure
@@ -35,6 +36,7 @@ CLAIMABLE = ("queued", "failed")
 # A shop sending several photos of its list at once is told once that a person will look.
 MEDIA_ACK_WINDOW = timedelta(minutes=10)
 MEDIA_ACKED_NOTE = "the shop was told about its media in the last 10 minutes; not told again"
+HELD_NOTE = "reply held while replies are paused; it is sent on resume"
 UNKNOWN_NOTE = "a worker stopped while sending the reply; not sent again, it may have been delivered"
 
 
@@ -230,13 +232,19 @@ def _prepare_reply(job: Claim, event: InboundMessage, reply: str) -> tuple[Pendi
             return None, MEDIA_ACKED_NOTE
         kind, body = _compose(job, event, reply, shop_id)
         body = compose.shorten(body, MAX_LENGTH[job.source])
+        held = switches.is_paused(switches.REPLIES)
         outbound_id = db.session.execute(ADD_REPLY, {
             "webhook_message_id": job.id, "shop_id": shop_id, "kind": kind, "provider": job.source,
-            "recipient": job.customer, "body": body, "status": "sending", "attempts": 1,
+            "recipient": job.customer, "body": body, "status": "held" if held else "sending",
+            "attempts": 0 if held else 1,
         }).scalar_one()
+        if held:
+            return None, HELD_NOTE  # committed by ``_finish`` with the message's final status
         db.session.commit()
         return PendingSend(outbound_id, job.customer, body), None
     pending = PendingSend(outbound.id, outbound.recipient, outbound.body)
+    if outbound.status == "held":
+        return None, HELD_NOTE
     if outbound.status in ("pending", "failed"):
         _set_outbound(outbound.id, outbound.status, status="sending", attempts=OutboundMessage.attempts + 1)
         return pending, None

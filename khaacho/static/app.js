@@ -1,4 +1,4 @@
-// Pause toggle for the live sections and confirmation of destructive forms. No inline scripts (CSP).
+// Pause toggle for the live view and confirmation of destructive forms. No inline scripts (CSP).
 (function () {
   "use strict";
   var KEY = "khaacho.paused";
@@ -31,7 +31,15 @@
     render();
   });
 
-  // A poll (the section refreshing itself) is skipped while paused or while the tab is hidden.
+  // Back on a hidden tab: refresh at once instead of waiting for the next poll.
+  document.addEventListener("visibilitychange", function () {
+    var poller = document.getElementById("live");
+    if (!document.hidden && poller && !paused() && window.htmx) {
+      window.htmx.trigger(poller, "live:refresh");
+    }
+  });
+
+  // The page's one poll (all live sections at once) is skipped while paused or while the tab is hidden.
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
     if (elt && elt.hasAttribute("data-poll") && (paused() || document.hidden)) {

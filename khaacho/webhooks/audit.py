@@ -37,16 +37,24 @@ _lock = threading.Lock()
 
 def valid_insert() -> Insert:
     """The audit row of one accepted request: binds ``audit_*`` from :func:`valid_params` and ``now``."""
-    bound = {c: bindparam(f"audit_{c}") for c in ("webhook_source", "endpoint", "reason", "client_ip")}
+    bound = {c: bindparam(f"audit_{c}") for c in ("webhook_source", "endpoint", "reason", "client_ip",
+                                                  "response_ms")}
     now = bindparam("now")
     return insert(table).values({**bound, "is_valid": true(), "request_count": literal_column("1"),
                                  "last_seen_at": now, "created_at": now})
 
 
-def valid_params(source: str, endpoint: str, client_ip: str | None, reason: str | None) -> dict:
-    """What :func:`valid_insert` binds for one accepted request, but ``now``."""
+def valid_params(source: str, endpoint: str, client_ip: str | None, reason: str | None,
+                 response_ms: float | None = None) -> dict:
+    """What :func:`valid_insert` binds for one accepted request, but ``now``.
+
+    ``response_ms`` is how long the request took until its store statement was sent (the only
+    time known inside that one statement, so the write itself is not in it): the request counts and
+    ack-time histogram of ``/metrics`` and the performance stats are computed from it.
+    """
     return {"audit_webhook_source": source, "audit_endpoint": endpoint[:255], "audit_reason": reason,
-            "audit_client_ip": (client_ip or "")[:64] or None}
+            "audit_client_ip": (client_ip or "")[:64] or None,
+            "audit_response_ms": None if response_ms is None else round(response_ms, 3)}
 
 
 def insert_valid(conn: Connection, source: str, endpoint: str, client_ip: str | None,
@@ -89,6 +97,11 @@ def _fold(conn: Connection, source: str, endpoint: str, ip: str | None, reason: 
         conn.execute(insert(table).values(
             webhook_source=source, endpoint=endpoint, is_valid=False, reason=reason, client_ip=ip,
             request_count=count, last_seen_at=now, created_at=now if now < end else minute))
+
+
+def has_suppressed() -> bool:
+    """True while over-allowance rejections are counted in memory only."""
+    return bool(_suppressed)
 
 
 def flush_suppressed(conn: Connection) -> None:

@@ -81,8 +81,7 @@ class FastPath:
         finally:
             logs.request_id_var.reset(token)
 
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
-        flush = metrics.observe(META_PATH, SOURCE, elapsed_ms, status.startswith("200"))
+        flush = metrics.flush_due()
         headers = [("Content-Type", content_type), ("Content-Length", str(len(content))), *extra,
                    ("X-Request-ID", request_id), *security.default_headers(config), security.NO_STORE]
         return _answer(status, headers, content, functools.partial(metrics.flush_in, app) if flush else None)

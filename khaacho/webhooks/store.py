@@ -69,7 +69,7 @@ def store(app: Flask, source: str, events: Events, *, client_ip: str | None, end
     statuses = _classify(messages, now.timestamp(), app.config["WEBHOOK_MAX_AGE_MINUTES"] * 60)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     rows = [_row(source, m, statuses[m.message_id], now, elapsed_ms, request_id) for m in messages]
-    audit_params = {**audit.valid_params(source, endpoint, client_ip, reason), "now": now}
+    audit_params = {**audit.valid_params(source, endpoint, client_ip, reason, elapsed_ms), "now": now}
     side = delivery.status_update(events.statuses)
     try:
         engine = app.extensions.get(_ENGINE_KEY)

@@ -49,12 +49,9 @@ def _start_clock() -> None:
 
 
 @bp.after_request
-def _observe(response: Response) -> Response:
-    started = g.get("webhook_started")
-    if started is not None:
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
-        if metrics.observe(request.path, _source(), elapsed_ms, response.status_code < 400):
-            response.call_on_close(functools.partial(metrics.flush_in, current_app._get_current_object()))
+def _flush_rejections(response: Response) -> Response:
+    if metrics.flush_due():
+        response.call_on_close(functools.partial(metrics.flush_in, current_app._get_current_object()))
     return response
 
 
