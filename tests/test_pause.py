@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from khaacho.extensions import db
-from khaacho.models import OutboundMessage, WebhookMessage
+from khaacho.models import OutboundMessage, WebhookMessage, utcnow
 from khaacho.ops import release, switches
+from khaacho.processing import relay
 from khaacho.tasks import process_message, sweep_stuck_messages
 from tests.processing_support import ORDER_TEXT, add_message, load, meta_ok, provider_requests
 from tests.support import META_PATH, meta_text_payload, signed_meta
@@ -33,15 +34,23 @@ def test_paused_processing_stores_and_acks_then_resume_processes_each_once(shop,
     meta_ok(httpserver)
     runner = shop.test_cli_runner()
     assert "processing paused" in runner.invoke(args=["webhooks", "pause", "processing"]).output
-    deliver(shop, 3)  # each delivery's task runs inline and finds processing paused
-    assert statuses(shop) == ["queued"] * 3
+    # Relayed before the pause, its task ran while paused and left it queued.
+    relayed = add_message(shop, ORDER_TEXT, relayed_at=utcnow())
+    process_message(relayed)
+    deliver(shop, 3)  # the relay claims nothing while paused
+    assert statuses(shop) == ["queued"] * 4
     assert provider_requests(httpserver) == []
     result = runner.invoke(args=["webhooks", "resume", "processing"])
     assert result.exit_code == 0 and "processing resumed" in result.output
-    assert statuses(shop) == ["completed"] * 3
-    assert len(provider_requests(httpserver)) == 3
+    assert statuses(shop) == ["completed", "queued", "queued", "queued"]  # the resume queued its own
+    with shop.app_context():
+        relay.drain()  # the consumer's relay, at its next look, takes the ones it never claimed
+    assert statuses(shop) == ["completed"] * 4
+    assert len(provider_requests(httpserver)) == 4
     assert "was not paused" in runner.invoke(args=["webhooks", "resume", "processing"]).output
-    assert len(provider_requests(httpserver)) == 3
+    with shop.app_context():
+        relay.drain()
+    assert len(provider_requests(httpserver)) == 4
 
 
 def test_a_task_that_runs_while_paused_leaves_its_message_untouched(shop, httpserver):
