@@ -122,7 +122,7 @@ def test_message_order_and_reply_counts_follow_processing(shop, httpserver):
     assert samples["khaacho_messages"][(("status", "completed"),)] == 1
     assert samples["khaacho_messages"][(("status", "queued"),)] == 0
     assert sum(samples["khaacho_orders"].values()) == 1
-    assert samples["khaacho_replies_total"][(("kind", "reply"), ("status", "sent"))] == 1
+    assert samples["khaacho_replies_total"][(("kind", "confirmation"), ("status", "sent"))] == 1
     assert samples["khaacho_counts_age_seconds"][()] < 60
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from khaacho.extensions import db
-from khaacho.models import Alert, OutboundMessage, WebhookMessage, WebhookSignatureLog, utcnow
+from khaacho.models import Alert, MessageStatus, OutboundMessage, WebhookMessage, WebhookSignatureLog, utcnow
 from khaacho.ops import rollup
 from khaacho.ops.heartbeat import silent_consumers
 
@@ -51,7 +51,7 @@ class Check:
 
 def _dead(now: datetime) -> Check:
     n = db.session.scalar(select(func.count()).select_from(WebhookMessage).where(
-        WebhookMessage.status == "dead", WebhookMessage.updated_at >= now - DEAD_WINDOW)) or 0
+        WebhookMessage.status == MessageStatus.DEAD, WebhookMessage.updated_at >= now - DEAD_WINDOW)) or 0
     return Check("dead_messages", n > 0, n,
                  f"{n} message{'s' if n != 1 else ''} went dead (retries exhausted) in the last 15 minutes")
 

@@ -24,8 +24,6 @@ from khaacho.models import MESSAGE_STATUSES, SOURCES, utcnow
 from khaacho.ops import alerts, heartbeat, rollup, switches
 
 bp = Blueprint("metrics", __name__)
-# No kind column on outbound messages yet: every reply answers one message.
-REPLY_KIND = "reply"
 
 
 class DeploymentCollector(Collector):
@@ -52,8 +50,9 @@ class DeploymentCollector(Collector):
         # cleanup removes old ones, so the figure can fall, which a counter must never do.
         replies = GaugeMetricFamily("khaacho_replies_total", "Stored replies by kind and status.",
                                     labels=["kind", "status"])
-        for status, value in sorted(counts["replies"].items()):
-            replies.add_metric([REPLY_KIND, status], value)
+        for label, value in sorted(counts["replies"].items()):
+            kind, status = label.split("/", 1)
+            replies.add_metric([kind, status], value)
         yield replies
         age = (now - taken).total_seconds() if taken else float("nan")
         yield GaugeMetricFamily("khaacho_counts_age_seconds",

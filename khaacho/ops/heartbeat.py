@@ -23,7 +23,7 @@ from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING
 from sqlalchemy import delete, func, insert, select, update
 
 from khaacho.extensions import db, huey
-from khaacho.models import TaskTiming, WebhookMessage, WorkerHeartbeat, dialect_insert, utcnow
+from khaacho.models import MessageStatus, TaskTiming, WebhookMessage, WorkerHeartbeat, dialect_insert, utcnow
 from khaacho.queue import bound_app
 from khaacho.stats import histogram_percentile
 
@@ -69,7 +69,8 @@ def _task_started(signal: str, task) -> None:
     with bound_app().app_context():
         due = db.session.scalar(
             select(func.coalesce(WebhookMessage.next_attempt_at, WebhookMessage.updated_at))
-            .where(WebhookMessage.id == task.args[0], WebhookMessage.status.in_(("queued", "failed"))))
+            .where(WebhookMessage.id == task.args[0],
+                   WebhookMessage.status.in_((MessageStatus.QUEUED, MessageStatus.FAILED))))
         db.session.remove()
     if due is not None:
         due = due if due.tzinfo else due.replace(tzinfo=UTC)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from sqlalchemy import select, update
 
 from khaacho.extensions import db
-from khaacho.models import OutboundMessage, WebhookMessage, utcnow
+from khaacho.models import MessageStatus, OutboundMessage, WebhookMessage, utcnow
 from khaacho.ops import switches
 from khaacho.replies import PermanentSendError, SendError, send_reply
 
@@ -44,7 +44,7 @@ def queued_batches(batch_size: int = BATCH_SIZE) -> Iterator[list[int]]:
 
     Those never relayed are the relay's: it takes them, within their senders' limit, once resumed.
     """
-    waiting = (WebhookMessage.status == "queued") & WebhookMessage.relayed_at.isnot(None)
+    waiting = (WebhookMessage.status == MessageStatus.QUEUED) & WebhookMessage.relayed_at.isnot(None)
     return _batches(WebhookMessage.id, waiting, batch_size)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from khaacho.extensions import db
 from khaacho.histograms import LATENCY_BUCKETS_MS
 from khaacho.models import (
+    MessageStatus,
     MetricSnapshot,
     Order,
     OutboundMessage,
@@ -41,7 +42,9 @@ ACK_BUCKETS_MS: tuple[float, ...] = (5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 250
 ROLLUP_DELAY = timedelta(seconds=90)
 UNTIMED = -1
 WATERMARK = ("rollup", "audit_last_id")
-SNAPSHOTS = {"messages": WebhookMessage.status, "orders": Order.status, "replies": OutboundMessage.status}
+# What the minute task counts, by these columns; a reply's label is ``kind/status``.
+SNAPSHOTS = {"messages": (WebhookMessage.status,), "orders": (Order.status,),
+             "replies": (OutboundMessage.kind, OutboundMessage.status)}
 
 
 def bucket_of(column: ColumnElement, bounds: tuple[float, ...] = ACK_BUCKETS_MS) -> ColumnElement:
@@ -184,12 +187,13 @@ def _fold_audit(now: datetime) -> int:
 
 
 def _take_snapshots(now: datetime) -> None:
-    for name, column in SNAPSHOTS.items():
-        counts = db.session.execute(select(column, func.count()).group_by(column)).all()
+    for name, columns in SNAPSHOTS.items():
+        counts = db.session.execute(select(*columns, func.count()).group_by(*columns)).all()
         db.session.execute(delete(MetricSnapshot).where(MetricSnapshot.name == name))
         if counts:
             db.session.execute(insert(MetricSnapshot), [
-                {"name": name, "label": status, "value": n, "taken_at": now} for status, n in counts])
+                {"name": name, "label": "/".join(str(key) for key in keys), "value": n, "taken_at": now}
+                for *keys, n in counts])
 
 
 def roll_up(now: datetime | None = None) -> None:
@@ -219,10 +223,10 @@ def snapshots() -> tuple[dict[str, dict[str, float]], datetime | None]:
 def live_queue(now: datetime | None = None) -> tuple[dict[str, int], float | None]:
     """Messages waiting (queued, processing, failed) counted now, and the oldest queued one's age."""
     m = WebhookMessage
-    waiting = ("queued", "processing", "failed")
+    waiting = (MessageStatus.QUEUED, MessageStatus.PROCESSING, MessageStatus.FAILED)
     counts = dict(db.session.execute(
         select(m.status, func.count()).where(m.status.in_(waiting)).group_by(m.status)).all())
-    oldest = db.session.scalar(select(func.min(m.created_at)).where(m.status == "queued"))
+    oldest = db.session.scalar(select(func.min(m.created_at)).where(m.status == MessageStatus.QUEUED))
     age = None
     if oldest is not None:
         oldest = as_utc(oldest)
