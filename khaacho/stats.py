@@ -208,9 +208,10 @@ def _performance_groups(since: datetime, source: str, per_hour_and_endpoint: boo
 
 def _timings(group: dict) -> dict:
     count = group["count"]
+    timed = sum(group["histogram"])  # rejected requests are counted but carry no time
     return {
         "request_count": count,
-        "avg_response_time_ms": _round(group["total_ms"] / count) if count else None,
+        "avg_response_time_ms": _round(group["total_ms"] / timed) if timed else None,
         "p95_response_time_ms": histogram_percentile(group["histogram"], 0.95, group["max_ms"]),
         "p99_response_time_ms": histogram_percentile(group["histogram"], 0.99, group["max_ms"]),
         "success_rate": _round(100.0 * group["ok"] / count) if count else None,

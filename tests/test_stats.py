@@ -234,3 +234,19 @@ def test_stats_cli_prints_the_same_numbers_as_a_table(app, runner):
     assert completed.split()[:3] == ["whatsapp", "completed", "3"]
     assert "+9779841234567" in out and "450.00" in out
     assert runner.invoke(args=["webhooks", "stats", "--hours", "0"]).exit_code == 2
+
+
+def test_average_response_time_counts_only_requests_that_have_a_time(any_app):
+    now = datetime.now(UTC)
+    hour = (now - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    with any_app.app_context():
+        # 10 requests: 4 rejected (no time), 6 accepted that took 120 ms in all.
+        db.session.add(WebhookPerformanceMetric(
+            endpoint_path=META, webhook_source="whatsapp", bucket_start=hour, request_count=10,
+            success_count=6, total_ms=120.0, max_ms=40.0, histogram=_histogram(le25=4, le50=2),
+            created_at=hour))
+        db.session.commit()
+        _, summary = stats.performance_report(now - timedelta(hours=24))
+    assert summary[0]["request_count"] == 10
+    assert summary[0]["avg_response_time_ms"] == 20.0
+    assert summary[0]["success_rate"] == 60.0
