@@ -33,6 +33,7 @@ from config import TestConfig, engine_options  # noqa: E402
 from khaacho import create_app  # noqa: E402
 from khaacho.extensions import db  # noqa: E402
 from khaacho.models import User  # noqa: E402
+from khaacho.webhooks import store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -167,6 +168,7 @@ def _app_for(database_url: str, **overrides):
     app = create_app(make_config(database_url, **overrides))
     app.test_client_class = RelayingClient
     yield app
+    store.close_engine(app)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

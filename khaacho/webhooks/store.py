@@ -8,7 +8,7 @@ when the request stored a new ``queued`` message the statement also calls ``pg_n
 (:mod:`khaacho.processing.relay`). The committed ``queued`` row is the outbox: nothing is queued
 or rate limited here. On SQLite the same writes run in one transaction.
 
-The statement runs on an autocommit variant of the app's engine (one pool per process), with
+The statement runs on an autocommit engine of intake's own (see :func:`bind_engine`), with
 ``exec_driver_sql`` on SQL compiled once per batch size. A connection the server dropped
 (a restart, ``pg_terminate_backend``) fails its statement; SQLAlchemy then invalidates it and the
 pool's older connections, and the statement, idempotent by its upsert, is run once more on a
@@ -26,7 +26,7 @@ import weakref
 from datetime import UTC, datetime
 
 from flask import Flask
-from sqlalchemy import Executable, Select, bindparam, func, literal, literal_column, select
+from sqlalchemy import Executable, Select, bindparam, create_engine, func, literal, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -42,6 +42,7 @@ FUTURE_TOLERANCE_SECONDS = 300
 UNAVAILABLE = "storage unavailable, retry later"  # the 503's error, with Retry-After
 QUEUED = "queued"
 _ENGINE_KEY = "khaacho_intake_engine"
+INTAKE_MAX_OVERFLOW = 8  # a gthread worker's threads beyond the one pooled connection
 _messages = WebhookMessage.__table__
 # What a new message row binds; its counters start at zero and its three times are the request's
 # ``now`` (see :func:`_new_row`).
@@ -84,18 +85,32 @@ def store(app: Flask, source: str, events: Events, *, client_ip: str | None, end
 
 
 def bind_engine(app: Flask) -> None:
-    """Give intake its autocommit engine on PostgreSQL (SQLite uses the app's engine as is).
+    """Give intake its own autocommit engine on PostgreSQL (SQLite uses the app's engine as is).
 
-    Called once from the app factory, in an app context. The engine shares the app's pool, so its
-    URL, connect arguments, recycling and disposal are the app's; after a fork the child drops the
-    parent's connections without closing them (the parent still uses them).
+    Called once from the app factory, in an app context. The engine has the app's URL, connect
+    arguments and recycling, but its connections are autocommit from the start and nothing is
+    reset when one goes back to the pool: a checkout costs no isolation switch and no rollback,
+    a tenth of the request's CPU (``bench/RESULTS.md``). After a fork the child drops the parent's
+    connections without closing them (the parent still uses them).
     """
-    engine = db.engine
-    if engine.dialect.name != "postgresql":
+    if db.engine.dialect.name != "postgresql":
         return
-    app.extensions[_ENGINE_KEY] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    engine = create_engine(
+        db.engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+        pool_size=1, max_overflow=INTAKE_MAX_OVERFLOW, pool_timeout=options.get("pool_timeout", 30),
+        pool_recycle=options.get("pool_recycle", -1), connect_args=options.get("connect_args", {}),
+    )
+    app.extensions[_ENGINE_KEY] = engine
     ref = weakref.ref(engine)
     os.register_at_fork(after_in_child=lambda: (e := ref()) is not None and e.dispose(close=False))
+
+
+def close_engine(app: Flask) -> None:
+    """Close intake's connections (an app's counterpart of ``db.engine.dispose()``)."""
+    engine = app.extensions.pop(_ENGINE_KEY, None)
+    if engine is not None:
+        engine.dispose()
 
 
 def _store_postgresql(engine: Engine, audit_params: dict, rows: list[dict], side: Executable | None) -> None:
