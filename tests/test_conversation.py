@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import update
 
 from khaacho.extensions import db
-from khaacho.models import Order, Product
+from khaacho.models import Order, Product, utcnow
+from khaacho.processing import worker
 from tests.conversation_support import Chat
-from tests.processing_support import ORDER_TEXT
+from tests.processing_support import ORDER_TEXT, add_message
 
 WAI_WAI = "2 packet wai wai pani"
 
@@ -198,3 +200,26 @@ def test_a_devanagari_order_is_answered_in_devanagari(shop, httpserver):
     assert titles == ["Confirm / पक्का", "Change / बदल्ने", "Cancel / रद्द"]
     chat.tap(prompt.buttons[0])
     assert "पक्का भयो" in chat.replies()[0].body
+
+
+def test_a_shops_messages_take_effect_in_the_order_it_sent_them(shop, httpserver):
+    """ "2 kg chini" then "cancel", delivered the other way round: the cancel waits for the order."""
+    chat = Chat(shop, httpserver, "twilio")
+    sent_at = utcnow() - timedelta(seconds=5)
+    relayed = {"source": "twilio", "relayed_at": sent_at}
+    cancel = add_message(shop, "cancel", message_timestamp=sent_at + timedelta(seconds=1), **relayed)
+    order = add_message(shop, "2 kg chini", message_timestamp=sent_at, **relayed)
+    other = add_message(shop, "3 kg chini", phone="+9779851111111", message_timestamp=sent_at + timedelta(seconds=2),
+                        **relayed)
+
+    with shop.app_context():
+        waiting = worker.process(cancel)
+        elsewhere = worker.process(other)  # another shop never waits for this one
+        first = worker.process(order)
+        then = worker.process(cancel)
+    assert (waiting.status, waiting.retry_in is not None) == ("waiting", True)
+    assert elsewhere.status == "completed"
+    assert (first.status, first.successor) == ("completed", cancel)  # queued at once, not after its retry
+    assert then.status == "completed"
+    assert [o[1] for o in chat.orders()] == ["pending", "cancelled"]  # the other shop's, then this one's
+    assert "cancelled" in chat.replies()[-1].body
