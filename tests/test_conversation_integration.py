@@ -1,4 +1,4 @@
-"""A conversation through a real gunicorn and huey_consumer: a consumer killed between the steps tells nobody twice."""
+"""Conversations through gunicorn and huey_consumer: a consumer killed between steps tells nobody twice."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def test_orders_confirmed_by_taps_while_a_consumer_is_killed_tell_nobody_twice(s
     assert sorted(stack.provider.buttons) == sorted(shops)
 
     post_meta_taps(base, [(shop, stack.provider.buttons[shop][0]) for shop in shops], "wamid.TAP")
-    wait_for(lambda: stack.statuses()["completed"] >= len(shops) + 3, "some confirmations", logs=[first])
+    wait_for(lambda: stack.statuses()["completed"] >= len(shops) + 3, "some confirmations",
+             logs=[first])
     first.stop(sig=signal.SIGKILL)
     killed_at = time.monotonic()
     second = processes.consumer(stack.env, periodic=False)
@@ -50,12 +51,14 @@ def test_orders_confirmed_by_taps_while_a_consumer_is_killed_tell_nobody_twice(s
     wait_for(lambda: stack.statuses()["queued"] <= 2, "the rest of the queue", logs=[second])
     time.sleep(max(0.0, killed_at + 3 - time.monotonic()))
     stack.flask("webhooks", "sweep", "--after", "3")
-    wait_for(lambda: stack.statuses()["completed"] == 3 * len(shops), "every message completed", logs=[second])
+    wait_for(lambda: stack.statuses()["completed"] == 3 * len(shops), "every message completed",
+             logs=[second])
 
     with stack.app.app_context():
         assert Counter(db.session.scalars(select(Order.status))) == {"confirmed": len(shops)}
         kinds = Counter(db.session.scalars(select(OutboundMessage.kind)))
-    assert kinds == {"confirmation": len(shops), "status_update": len(shops)}  # the repeated taps said nothing
+    # The repeated taps said nothing.
+    assert kinds == {"confirmation": len(shops), "status_update": len(shops)}
     per_recipient = stack.provider.per_recipient()
     assert max(per_recipient.values()) <= 2  # the prompt and the one "confirmed", never a second one
     confirmed = Counter(r for _, r, body in stack.provider.replies if "is confirmed" in body)

@@ -238,7 +238,8 @@ def _shop_for(job: Claim, event: InboundMessage) -> tuple[int | None, str | None
 def _compose(job: Claim, event: InboundMessage, reply: str, shop_id: int | None) -> Reply | str:
     """Act on the message (its order, taps, edits); the reply to send, or a note when there is none."""
     if reply == kinds.LOCATION_ACK:
-        return Reply(ACKNOWLEDGEMENT, compose.location_saved(event.location.label if event.location else None))
+        label = event.location.label if event.location else None
+        return Reply(ACKNOWLEDGEMENT, compose.location_saved(label))
     if reply == kinds.MEDIA_ACK:
         return Reply(ACKNOWLEDGEMENT, compose.media_received(kinds.MEDIA_NAMES[event.message_type]))
     shops.lock(shop_id)
