@@ -8,9 +8,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import update
 
+from khaacho.dashboard.cli import answered
+from khaacho.dashboard.simulate import TrafficBuilder
 from khaacho.extensions import db
 from khaacho.models import Order, Product, utcnow
 from khaacho.processing import worker
+from tests.conftest import SECRETS
 from tests.conversation_support import Chat
 from tests.processing_support import ORDER_TEXT, add_message
 
@@ -224,3 +227,20 @@ def test_a_shops_messages_take_effect_in_the_order_it_sent_them(shop, httpserver
     assert then.status == "completed"
     assert [o[1] for o in chat.orders()] == ["pending", "cancelled"]  # the other shop's, then this one's
     assert "cancelled" in chat.replies()[-1].body
+
+
+def test_simulate_plays_whole_conversations_against_the_instance(shop, httpserver):
+    """``make simulate``'s traffic answers what the instance asked: taps, picks, typed answers."""
+    chat = Chat(shop, httpserver)  # the loopback provider
+    client = shop.test_client()
+    with shop.app_context():
+        builder = TrafficBuilder("http://localhost", SECRETS["WHATSAPP_APP_SECRET"],
+                                 SECRETS["TWILIO_AUTH_TOKEN"], SECRETS["TWILIO_WHATSAPP_NUMBER"], seed=11,
+                                 lookup=answered)
+        for kind in ["order", "twilio"] * 15:
+            delivery = builder.build(kind)
+            assert client.post(delivery.path, data=delivery.body, headers=delivery.headers).status_code == 200
+    steps = [d for d in builder.sent if d.kind == "conversation"]
+    assert len(steps) >= 10
+    statuses = {status for _, status, _, _ in chat.orders()}
+    assert "confirmed" in statuses and chat.sent
