@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 
 from flask import current_app
 from huey import crontab
 
 from khaacho.ops import alerts, release, rollup, switches
-from khaacho.processing import cleanup, sweep, worker
+from khaacho.processing import cleanup, expiry, sweep, worker
 from khaacho.queue import app_periodic_task, app_task
+from khaacho.replies import notices
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ def process_message(message_id: int) -> None:
     if outcome.retry_in is not None:
         # Scheduled in the queue; should the queue lose it, the sweep finds the overdue retry.
         process_message.schedule(args=(message_id,), delay=outcome.retry_in)
+    if outcome.successor is not None:
+        process_message(outcome.successor)
 
 
 def enqueue_messages(message_ids: Iterable[int]) -> int:
@@ -77,6 +81,16 @@ def operations_minute() -> None:
     """Every minute: fold the audit log into the request totals, take the counts, evaluate the alerts."""
     rollup.roll_up()
     alerts.evaluate()
+
+
+@app_periodic_task(crontab(minute="*/5"))
+def expire_pending_orders() -> None:
+    """Every 5 minutes: pending orders unconfirmed for ORDER_CONFIRM_HOURS expire; the shop is told once.
+
+    Notices whose send task was lost (Redis down, a consumer killed) are queued again.
+    """
+    expiry.expire_pending()
+    notices.resend_stalled(timedelta(seconds=current_app.config["SWEEP_AFTER_SECONDS"]))
 
 
 @app_periodic_task(crontab(minute="0", hour="3", day_of_week="1"))
