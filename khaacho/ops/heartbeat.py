@@ -23,9 +23,9 @@ from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING
 from sqlalchemy import delete, func, insert, select, update
 
 from khaacho.extensions import db, huey
+from khaacho.histograms import histogram_percentile
 from khaacho.models import MessageStatus, TaskTiming, WebhookMessage, WorkerHeartbeat, dialect_insert, utcnow
 from khaacho.queue import bound_app
-from khaacho.stats import histogram_percentile
 
 log = logging.getLogger(__name__)
 # Upper bounds (ms) of the task-time buckets: a task runs in ms to seconds, may wait minutes.
