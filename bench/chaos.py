@@ -42,10 +42,17 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 
 from bench.ack import wait_for_app  # noqa: E402
-from bench.e2e import TimingStandIn, start_stand_in  # noqa: E402
+from bench.e2e import TimingStandIn  # noqa: E402
 from bench.horizontal import ORDER_TEXTS, Services, signed  # noqa: E402
 from bench.refapps import PATH  # noqa: E402
-from bench.worker import SECRETS, create_database, drop_database, free_port, prepare_schema  # noqa: E402
+from bench.worker import (  # noqa: E402
+    SECRETS,
+    create_database,
+    drop_database,
+    free_port,
+    prepare_schema,
+    start_provider,
+)
 
 BIN = Path(sys.executable).parent
 SCENARIOS = ("postgres", "web-kill", "consumer-kill", "redis-restart")
@@ -235,7 +242,7 @@ def main() -> int:
     checks: list[tuple] = []
     with tempfile.TemporaryDirectory(prefix="khaacho-chaos-") as tmp:
         workdir = Path(tmp)
-        provider = start_stand_in()
+        provider = start_provider(TimingStandIn)
         env = dict(os.environ, **SECRETS, APP_ENV="production", DATABASE_URL=db_url,
                    REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", WHATSAPP_API_URL=provider,
                    TWILIO_API_URL=provider, TRUSTED_PROXY_COUNT="0", WEBHOOK_RATE_LIMIT_MAX="100000",

@@ -28,23 +28,22 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ack import wait_for_app  # noqa: E402
-from bench.horizontal import ORDER_TEXTS, Services, signed  # noqa: E402
+from bench.horizontal import ORDER_TEXTS, RecordingStandIn, Services, signed  # noqa: E402
 from bench.refapps import PATH  # noqa: E402
 from bench.worker import (  # noqa: E402
     PHONE_ID,
     SECRETS,
-    ProviderStandIn,
     create_database,
     drop_database,
     free_port,
     prepare_schema,
+    start_provider,
     start_redis,
 )
 
@@ -52,27 +51,17 @@ BIN = Path(sys.executable).parent
 SENDERS = 5000
 
 
-class TimingStandIn(ProviderStandIn):
-    """The worker bench's stand-in, noting when the reply to each inbound message arrived."""
+class TimingStandIn(RecordingStandIn):
+    """The horizontal bench's stand-in, also noting when the first reply to each message arrived."""
 
     arrived: dict[str, float] = {}
-    replies: Counter[str] = Counter()
 
     def received(self, path: str, body: bytes) -> None:
+        super().received(path, body)
         if path == f"/{PHONE_ID}/messages":
             answered = json.loads(body).get("context", {}).get("message_id")
             if answered:
-                self.replies[answered] += 1
                 self.arrived.setdefault(answered, time.time())
-
-
-def start_stand_in() -> str:
-    import asyncio
-
-    loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(loop.create_server(TimingStandIn, "127.0.0.1", 0))
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
 def offer(port: int, rate: int, seconds: int, prefix: str, threads: int) -> tuple[dict[str, float], int]:
@@ -149,7 +138,7 @@ def main() -> int:
         redis, redis_url = start_redis(workdir)
         services = Services(workdir)
         try:
-            provider = start_stand_in()
+            provider = start_provider(TimingStandIn)
             env = dict(os.environ, **SECRETS, APP_ENV="production", DATABASE_URL=db_url, REDIS_URL=redis_url,
                        WHATSAPP_API_URL=provider, TWILIO_API_URL=provider, TRUSTED_PROXY_COUNT="0",
                        WEBHOOK_RATE_LIMIT_MAX="100000")

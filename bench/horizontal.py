@@ -24,7 +24,6 @@ Prints a PASS/FAIL table and exits 1 on any FAIL. Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import hmac
 import json
@@ -57,6 +56,7 @@ from bench.worker import (  # noqa: E402
     drop_database,
     free_port,
     prepare_schema,
+    start_provider,
     start_redis,
 )
 
@@ -74,14 +74,6 @@ class RecordingStandIn(ProviderStandIn):
     def received(self, path: str, body: bytes) -> None:
         if path == f"/{PHONE_ID}/messages":
             self.replies[json.loads(body).get("context", {}).get("message_id")] += 1
-
-
-def start_stand_in() -> str:
-    """Run the recording stand-in on a loopback port in a daemon thread; returns its base URL."""
-    loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(loop.create_server(RecordingStandIn, "127.0.0.1", 0))
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
 def signed(message_id: str, sender: str, text: str) -> tuple[bytes, str]:
@@ -237,7 +229,7 @@ def main() -> int:
     started = time.monotonic()
     deadline = started + DEADLINE_SECONDS
 
-    provider = start_stand_in()
+    provider = start_provider(RecordingStandIn)
     workdir = Path(tempfile.mkdtemp(prefix="khaacho-horizontal-"))
     redis, redis_url = start_redis(workdir)
     db_url = create_database(args.pg)

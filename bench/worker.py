@@ -99,10 +99,10 @@ class ProviderStandIn(asyncio.Protocol):
 _CONTENT_LENGTH = re.compile(r"(?im)^content-length:\s*(\d+)")
 
 
-def start_provider() -> str:
-    """Run the stand-in on a loopback port in a daemon thread; returns its base URL."""
+def start_provider(protocol: type[ProviderStandIn] = ProviderStandIn) -> str:
+    """Run the stand-in (or a subclass) on a loopback port in a daemon thread; returns its base URL."""
     loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(loop.create_server(ProviderStandIn, "127.0.0.1", 0))
+    server = loop.run_until_complete(loop.create_server(protocol, "127.0.0.1", 0))
     threading.Thread(target=loop.run_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
