@@ -73,6 +73,8 @@ class WebhookMessage(db.Model):
         Index("ix_webhook_messages_status_created_at", "status", "created_at"),
         # Append-only in created_at order: a BRIN index is a few pages and nearly free to maintain.
         Index("ix_webhook_messages_created_at", "created_at", postgresql_using="brin"),
+        # An order's conversation: its sender's messages in time order.
+        Index("ix_webhook_messages_sender_id_created_at", "sender_id", "created_at"),
         # The relay's claim: queued rows not yet handed to the queue, oldest first; small, since
         # a row leaves it as soon as it is relayed.
         Index("ix_webhook_messages_unrelayed", "id",
@@ -210,7 +212,12 @@ class Order(db.Model):
     """The order made from one message; unique per message, so retries cannot double it."""
 
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_created_at", "created_at"),)
+    # The order desk pages newest first by (created_at, id): alone, within a status, or for a shop.
+    __table_args__ = (
+        Index("ix_orders_created_at_id", "created_at", "id"),
+        Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_orders_shop_id_created_at_id", "shop_id", "created_at", "id"),
+    )
 
     id = db.Column(BigId, primary_key=True)
     webhook_message_id = db.Column(
@@ -232,6 +239,11 @@ class OrderItem(db.Model):
     """One line of an order; unmatched lines are kept with no product for the reply."""
 
     __tablename__ = "order_items"
+    # The attention page's lines no product matched; a small index, since most lines match.
+    __table_args__ = (
+        Index("ix_order_items_unmatched", "order_id",
+              postgresql_where=sa_text("product_id IS NULL"), sqlite_where=sa_text("product_id IS NULL")),
+    )
 
     id = db.Column(BigId, primary_key=True)
     order_id = db.Column(BigId, db.ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True)
