@@ -1,0 +1,58 @@
+"""Ops move an order along its lifecycle: the move, its ops action and one notice to the shop."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from khaacho.extensions import db
+from khaacho.models import OpsAction, Order, OrderStatus
+from khaacho.orders import lifecycle
+from khaacho.replies.notices import order_notice
+
+# What the desk and ``flask orders status`` offer; pending and expired belong to the shop and the clock.
+DESK_STATUSES = tuple(s.value for s in (OrderStatus.CONFIRMED, OrderStatus.DISPATCHED,
+                                        OrderStatus.DELIVERED, OrderStatus.CANCELLED))
+STATUS_ACTION = "order_status"
+MAX_NOTE = 500
+
+
+class NoSuchOrder(LookupError):
+    """The order does not exist."""
+
+
+class NotAllowed(ValueError):
+    """The lifecycle does not allow this move from the order's current status."""
+
+
+@dataclass(frozen=True)
+class Moved:
+    """An accepted move."""
+
+    order_id: int
+    old: str
+    new: str
+
+
+def change_status(order_id: int, new: str, note: str | None = None, user_id: int | None = None) -> Moved:
+    """Move the order to ``new`` for ops, record it in ``ops_actions`` and tell the shop once.
+
+    The move and its record are one transaction; the conditional update inside it makes two
+    operators (or an operator and the shop) racing for the same order move it once.
+    """
+    order = db.session.get(Order, order_id)
+    if order is None:
+        raise NoSuchOrder(order_id)
+    current = order.status
+    if new not in DESK_STATUSES or not lifecycle.allowed(current, new, lifecycle.OPS):
+        raise NotAllowed(f"order #{order_id} is {current}; it cannot become {new}")
+    if not lifecycle.transition(order_id, current, new, lifecycle.OPS):
+        db.session.rollback()
+        raise NotAllowed(f"order #{order_id} changed meanwhile; it cannot become {new}")
+    note = (note or "").strip()[:MAX_NOTE] or None
+    detail = {"from": current, "to": new} | ({"note": note} if note else {})
+    db.session.add(OpsAction(user_id=user_id, action=STATUS_ACTION, order_id=order_id,
+                             detail=json.dumps(detail, ensure_ascii=False)))
+    db.session.commit()
+    order_notice(order_id, new)
+    return Moved(order_id, current, new)
