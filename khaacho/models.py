@@ -37,6 +37,8 @@ class MessageStatus(StrEnum):
 
 
 MESSAGE_STATUSES = tuple(status.value for status in MessageStatus)
+# A message in one of these may still take effect: a later message of its sender waits for it.
+UNFINISHED = ("queued", "processing", "failed")
 # What a replay (CLI, dashboard, one message or in bulk) may re-queue.
 REPLAYABLE_STATUSES = tuple(s.value for s in (MessageStatus.DEAD, MessageStatus.FAILED,
                                                MessageStatus.RATE_LIMITED, MessageStatus.STALE))
@@ -47,6 +49,32 @@ SOURCES = ("whatsapp", "twilio")
 # PostgreSQL channel on which intake announces newly stored ``queued`` messages to the relay.
 INTAKE_CHANNEL = "khaacho_intake"
 ROLES = ("admin", "viewer")
+
+
+class OrderStatus(StrEnum):
+    """``orders.status``: pending until the shop confirms; the desk moves confirmed orders on."""
+
+    PENDING = "pending"  # waiting for the shop's confirmation
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # not confirmed within ORDER_CONFIRM_HOURS
+    DISPATCHED = "dispatched"
+    DELIVERED = "delivered"
+
+
+ORDER_STATUSES = tuple(status.value for status in OrderStatus)
+
+
+class ReplyStatus(StrEnum):
+    """``outbound_messages.status``: where a reply is on its way to the shop."""
+
+    PENDING = "pending"  # to send
+    SENDING = "sending"  # in flight: never resent
+    SENT = "sent"
+    FAILED = "failed"  # permanent
+    UNKNOWN = "unknown"  # a worker died mid-send
+    HELD = "held"  # replies are paused
+    NEEDS_TEMPLATE = "needs_template"  # outside the 24-hour window and no template configured
 
 
 def utcnow() -> datetime:
@@ -80,6 +108,10 @@ class WebhookMessage(db.Model):
         Index("ix_webhook_messages_unrelayed", "id",
               postgresql_where=sa_text("status = 'queued' AND relayed_at IS NULL"),
               sqlite_where=sa_text("status = 'queued' AND relayed_at IS NULL")),
+        # Per-shop order: a message waits while an older one of its sender is unfinished.
+        Index("ix_webhook_messages_sender_unfinished", "sender_id", "id",
+              postgresql_where=sa_text(f"status IN {_in(UNFINISHED)}"),
+              sqlite_where=sa_text(f"status IN {_in(UNFINISHED)}")),
     )
 
     id = db.Column(BigId, primary_key=True)
@@ -209,7 +241,11 @@ class Product(db.Model):
 
 
 class Order(db.Model):
-    """The order made from one message; unique per message, so retries cannot double it."""
+    """The order a message started; unique per message, so retries cannot double it.
+
+    Later messages of the shop amend it while it is ``pending`` (``version`` counts them);
+    transitions go through :mod:`khaacho.orders.lifecycle`.
+    """
 
     __tablename__ = "orders"
     # The order desk pages newest first by (created_at, id): alone, within a status, or for a shop.
@@ -217,6 +253,8 @@ class Order(db.Model):
         Index("ix_orders_created_at_id", "created_at", "id"),
         Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
         Index("ix_orders_shop_id_created_at_id", "shop_id", "created_at", "id"),
+        Index("ix_orders_status_updated_at", "status", "updated_at"),
+        CheckConstraint(f"status IN {_in(ORDER_STATUSES)}", name="status"),
     )
 
     id = db.Column(BigId, primary_key=True)
@@ -225,9 +263,12 @@ class Order(db.Model):
     )
     shop_id = db.Column(BigId, db.ForeignKey("shops.id", ondelete="SET NULL"), index=True)
     phone_number = db.Column(db.String(128))
-    status = db.Column(db.String(16), nullable=False, default="received")
+    status = db.Column(db.String(16), nullable=False, default=OrderStatus.PENDING.value)
+    version = db.Column(db.Integer, nullable=False, default=1, server_default="1")
+    language = db.Column(db.String(8), nullable=False, default="en", server_default="en")  # en or ne
     total = db.Column(db.Numeric(12, 2), nullable=False, default=0)
     created_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow)
 
     message = db.relationship("WebhookMessage", back_populates="order")
     items = db.relationship(
@@ -252,13 +293,22 @@ class OrderItem(db.Model):
     unit = db.Column(db.String(16))
     unit_price = db.Column(db.Numeric(10, 2))
     raw_text = db.Column(db.Text, nullable=False)
+    # The message the line came from (an edit of it re-reads its lines).
+    webhook_message_id = db.Column(BigId, db.ForeignKey("webhook_messages.id", ondelete="SET NULL"),
+                                   index=True)
+    # Product ids the shop is asked to choose from while ``product_id`` is NULL.
+    candidates = db.Column(db.JSON)
 
     order = db.relationship("Order", back_populates="items")
     product = db.relationship("Product")
 
 
 class OutboundMessage(db.Model):
-    """The one reply sent for a processed message, and its delivery status."""
+    """A message to a shop: the one reply to a processed message, or a notice; and its delivery status.
+
+    A reply is unique per message it answers; a notice (no message) is unique by ``dedup_key``
+    (its order and status), so each is sent once per trigger.
+    """
 
     __tablename__ = "outbound_messages"
     __table_args__ = (
@@ -268,16 +318,19 @@ class OutboundMessage(db.Model):
 
     id = db.Column(BigId, primary_key=True)
     webhook_message_id = db.Column(
-        BigId, db.ForeignKey("webhook_messages.id", ondelete="CASCADE"), nullable=False, unique=True
+        BigId, db.ForeignKey("webhook_messages.id", ondelete="CASCADE"), unique=True
     )
+    dedup_key = db.Column(db.String(128), unique=True)
+    order_id = db.Column(BigId, db.ForeignKey("orders.id", ondelete="SET NULL"), index=True)
     shop_id = db.Column(BigId, db.ForeignKey("shops.id", ondelete="SET NULL"), index=True)
     kind = db.Column(db.String(32))  # one of REPLY_KINDS; NULL for replies sent before kinds were kept
     provider = db.Column(db.String(16), nullable=False)
     recipient = db.Column(db.String(128), nullable=False)
     body = db.Column(db.Text, nullable=False)
+    # What goes with the text: reply buttons, a list, or a template (see khaacho.replies.interactive).
+    payload = db.Column(db.JSON)
     provider_message_id = db.Column(db.String(255))
-    # pending, sending (in flight: never resent), sent, failed (permanent), unknown (worker died mid-send)
-    status = db.Column(db.String(16), nullable=False, default="pending")
+    status = db.Column(db.String(16), nullable=False, default=ReplyStatus.PENDING.value)  # a ReplyStatus
     delivery_status = db.Column(db.String(16))  # sent, delivered, read, failed (from callbacks)
     delivery_error = db.Column(db.Text)
     attempts = db.Column(db.Integer, nullable=False, default=0)

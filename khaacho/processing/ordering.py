@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 
 from khaacho.events import CartItem
 from khaacho.extensions import db
-from khaacho.models import CLARIFICATION, CONFIRMATION, HELP, Order, OrderItem, Product
+from khaacho.models import CLARIFICATION, CONFIRMATION, HELP, Order, OrderItem, OrderStatus, Product
 from khaacho.orders.matcher import Catalog, OrderLine, read_order
 from khaacho.replies import compose
 
@@ -54,7 +54,7 @@ def _insert(message_id: int, customer: str, shop_id: int | None, items: list[dic
     total = sum(((item["quantity"] * item["unit_price"]).quantize(CENT) for item in items
                  if item["product_id"] is not None and item["unit_price"] is not None), Decimal("0"))
     order_id = db.session.execute(ADD_ORDER, {"webhook_message_id": message_id, "phone_number": customer,
-                                              "shop_id": shop_id, "status": "received",
+                                              "shop_id": shop_id, "status": OrderStatus.PENDING.value,
                                               "total": total}).scalar_one()
     db.session.execute(ADD_ITEMS, [dict(item, order_id=order_id) for item in items])
     return order_id
