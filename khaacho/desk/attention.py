@@ -125,7 +125,8 @@ def _retotal(order_ids: set[int]) -> None:
     """Recompute the totals of re-read orders; each re-read is an amendment (``version`` + 1)."""
     for order_id in order_ids:
         items = db.session.execute(select(OrderItem.quantity, OrderItem.unit_price).where(
-            OrderItem.order_id == order_id, OrderItem.product_id.is_not(None), OrderItem.unit_price.is_not(None)))
+            OrderItem.order_id == order_id, OrderItem.product_id.is_not(None),
+            OrderItem.unit_price.is_not(None)))
         total = sum(((q * p).quantize(CENT) for q, p in items), Decimal("0"))
         db.session.execute(update(Order).where(Order.id == order_id)
                            .values(total=total, version=Order.version + 1)
@@ -169,6 +170,7 @@ def learn_alias(key: str, product_id: int, user_id: int | None) -> Learned | Non
             messages.add(item.message_id)
     _retotal(orders)
     detail = {"words": words, "product": product.sku, "lines": read, "orders": sorted(orders)}
-    db.session.add(OpsAction(user_id=user_id, action=ALIAS_ACTION, detail=json.dumps(detail, ensure_ascii=False)))
+    db.session.add(OpsAction(user_id=user_id, action=ALIAS_ACTION,
+                             detail=json.dumps(detail, ensure_ascii=False)))
     db.session.commit()
     return Learned(product, words, read, len(orders), len(messages))

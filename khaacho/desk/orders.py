@@ -67,7 +67,8 @@ def page_of(filters: OrderFilters) -> OrdersPage:
         .order_by(Order.created_at.desc(), Order.id.desc()).limit(PER_PAGE + 1)))
     orders = rows[:PER_PAGE]
     shop_ids = {o.shop_id for o in orders if o.shop_id is not None}
-    shops = {s.id: s for s in db.session.scalars(select(Shop).where(Shop.id.in_(shop_ids)))} if shop_ids else {}
+    shops = ({s.id: s for s in db.session.scalars(select(Shop).where(Shop.id.in_(shop_ids)))}
+             if shop_ids else {})
     more = len(rows) > PER_PAGE
     return OrdersPage(orders, shops, orders[-1].id if more else None, filters.before is None)
 

@@ -37,7 +37,7 @@ class Moved:
 def change_status(order_id: int, new: str, note: str | None = None, user_id: int | None = None) -> Moved:
     """Move the order to ``new`` for ops, record it in ``ops_actions`` and tell the shop once.
 
-    The move and its record are one transaction; the conditional update inside it makes two
+    The move, its record and the notice are one transaction; the conditional update inside it makes two
     operators (or an operator and the shop) racing for the same order move it once.
     """
     order = db.session.get(Order, order_id)
@@ -53,6 +53,6 @@ def change_status(order_id: int, new: str, note: str | None = None, user_id: int
     detail = {"from": current, "to": new} | ({"note": note} if note else {})
     db.session.add(OpsAction(user_id=user_id, action=STATUS_ACTION, order_id=order_id,
                              detail=json.dumps(detail, ensure_ascii=False)))
+    order_notice(order_id, new)  # stored in this transaction, sent once it commits
     db.session.commit()
-    order_notice(order_id, new)
     return Moved(order_id, current, new)

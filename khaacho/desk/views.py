@@ -4,14 +4,32 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from khaacho.desk import attention, export, orders, shops
-from khaacho.desk.filters import MAX_ID, BadFilter, OrderFilters, day_range, parse_day, parse_status, search_text
-from khaacho.desk.status import DESK_STATUSES, NoSuchOrder, NotAllowed, change_status
 from khaacho.auth.decorators import admin_required
+from khaacho.desk import attention, export, orders, shops
+from khaacho.desk.filters import (
+    MAX_ID,
+    BadFilter,
+    OrderFilters,
+    day_range,
+    parse_day,
+    parse_status,
+    search_text,
+)
+from khaacho.desk.status import DESK_STATUSES, NoSuchOrder, NotAllowed, change_status
 from khaacho.extensions import db
 from khaacho.models import ORDER_STATUSES, Product
 from khaacho.orders import lifecycle
@@ -28,8 +46,14 @@ def bad_filter(error: BadFilter) -> ResponseReturnValue:
 
 def _list_context() -> dict:
     filters = OrderFilters.from_args(request.args)
-    return {"filters": filters, "page": orders.page_of(filters), "now": datetime.now(UTC),
-            "statuses": ORDER_STATUSES}
+    now = datetime.now(UTC)
+    today = now.date().isoformat()
+    csv_args = {"from": filters.start.isoformat() if filters.start else today,
+                "to": filters.end.isoformat() if filters.end else today}
+    if filters.status:
+        csv_args["status"] = filters.status
+    return {"filters": filters, "page": orders.page_of(filters), "now": now, "statuses": ORDER_STATUSES,
+            "csv_args": csv_args}
 
 
 @bp.get("/dashboard/orders")
@@ -98,8 +122,9 @@ def orders_csv() -> ResponseReturnValue:
 @login_required
 def attention_page() -> ResponseReturnValue:
     """Media orders, unmatched lines (with the alias form for admins) and expired clarifications."""
-    return render_template("attention.html", media=attention.media_messages(), unmatched=attention.unmatched(),
-                           expired=attention.expired_clarifications(), products=attention.active_products(),
+    return render_template("attention.html", media=attention.media_messages(),
+                           unmatched=attention.unmatched(), expired=attention.expired_clarifications(),
+                           products=attention.active_products(),
                            now=datetime.now(UTC))
 
 
@@ -114,14 +139,18 @@ def _alias_request() -> tuple[str, Product]:
     return key, product
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 @bp.get("/dashboard/attention/alias")
 @admin_required
 def alias_confirm() -> ResponseReturnValue:
     """Before mapping: how many waiting messages (and lines) the new alias re-reads."""
     key, product = _alias_request()
     groups = attention.unmatched(key)
-    return render_template("alias_confirm.html", key=key, product=product, group=groups[0] if groups else None,
-                           now=datetime.now(UTC))
+    return render_template("alias_confirm.html", key=key, product=product,
+                           group=groups[0] if groups else None, now=datetime.now(UTC))
 
 
 @bp.post("/dashboard/attention/alias")
@@ -130,9 +159,9 @@ def alias_learn() -> ResponseReturnValue:
     """Add the words as an alias of the product and re-read the waiting lines that say them, once."""
     key, product = _alias_request()
     learned = attention.learn_alias(key, product.id, current_user.id)
-    flash(f"“{learned.words}” now means {learned.product.name}: re-read {learned.messages} waiting "
-          f"message{'s' if learned.messages != 1 else ''} ({learned.lines} line{'s' if learned.lines != 1 else ''} "
-          f"in {learned.orders} order{'s' if learned.orders != 1 else ''}).", "ok")
+    flash(f"“{learned.words}” now means {learned.product.name}: "
+          f"re-read {_count(learned.messages, 'waiting message')} "
+          f"({_count(learned.lines, 'line')} in {_count(learned.orders, 'order')}).", "ok")
     return redirect(url_for("desk.attention_page"))
 
 
