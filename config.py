@@ -145,6 +145,11 @@ class Config:
         self.TASK_RETRY_BASE_SECONDS = env_int("TASK_RETRY_BASE_SECONDS", 30, minimum=1)
         self.SWEEP_AFTER_SECONDS = env_int("SWEEP_AFTER_SECONDS", 120, minimum=1)
         self.WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 30, minimum=1)
+        self.ORDER_MERGE_MINUTES = env_int("ORDER_MERGE_MINUTES", 15)
+        self.ORDER_CONFIRM_HOURS = env_int("ORDER_CONFIRM_HOURS", 24, minimum=1)
+        self.WHATSAPP_TEMPLATE_ORDER_UPDATE = env_str("WHATSAPP_TEMPLATE_ORDER_UPDATE")
+        self.WHATSAPP_TEMPLATE_LANGUAGE = env_str("WHATSAPP_TEMPLATE_LANGUAGE", "en")
+        self.TWILIO_CONTENT_SID_ORDER_UPDATE = env_str("TWILIO_CONTENT_SID_ORDER_UPDATE")
         self.ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL")
         if self.ALERT_WEBHOOK_URL and not self.ALERT_WEBHOOK_URL.startswith(("https://", "http://")):
             raise ConfigError("ALERT_WEBHOOK_URL must be an http(s) URL")

@@ -68,12 +68,12 @@ def send_held(outbound_id: int) -> str:
         return "skipped"
     row = db.session.execute(
         select(OutboundMessage.provider, OutboundMessage.recipient, OutboundMessage.body,
-               WebhookMessage.message_id)
-        .join(WebhookMessage, WebhookMessage.id == OutboundMessage.webhook_message_id)
+               OutboundMessage.payload, WebhookMessage.message_id)
+        .outerjoin(WebhookMessage, WebhookMessage.id == OutboundMessage.webhook_message_id)
         .where(OutboundMessage.id == outbound_id)).one()
     try:
         provider_id = send_reply(row.provider, row.recipient, row.body, reply_to=row.message_id,
-                                 callback_data=f"outbound:{outbound_id}")
+                                 callback_data=f"outbound:{outbound_id}", payload=row.payload)
     except PermanentSendError as exc:
         _set(outbound_id, "sending", status="failed", last_error=str(exc)[:2000])
         log.error("held reply %s not sent: %s", outbound_id, exc)

@@ -12,9 +12,14 @@ from khaacho import events
 from khaacho.events import InboundMessage
 from khaacho.events import meta as meta_events
 from khaacho.events import twilio as twilio_events
+from khaacho.processing import conversation
 
 # What the reply is built from (None: no reply at all).
 ORDER, CART_ORDER, LOCATION_ACK, MEDIA_ACK = "order", "cart", "location", "media"
+TAP, EDIT, DELETE = "tap", "edit", "delete"
+# The conversation step for each reply that depends on the shop's orders.
+CONVERSATION = {ORDER: conversation.on_text, CART_ORDER: conversation.on_cart, TAP: conversation.on_tap,
+                EDIT: conversation.on_edit, DELETE: conversation.on_delete}
 MEDIA_NAMES = {events.IMAGE: "photo", events.AUDIO: "audio", events.VOICE: "voice note",
                events.VIDEO: "video", events.DOCUMENT: "document"}
 
@@ -55,12 +60,11 @@ def decide(event: InboundMessage) -> Decision:
     if kind in events.MEDIA_KINDS:
         return Decision("needs_attention", _media_note(event), reply=MEDIA_ACK)
     if kind in events.TAP_KINDS:
-        title = f" ({event.text})" if event.text else ""
-        return Decision("ignored", f"{kind} tap {event.tapped_id!r}{title}: taps are not acted on yet")
+        return Decision("completed", reply=TAP)
     if kind == events.EDIT:
-        return Decision("completed", f"edit of {event.context_id} recorded; not applied to orders yet")
+        return Decision("completed", reply=EDIT)
     if kind == events.DELETE:
-        return Decision("completed", f"deletion of {event.context_id} recorded; not applied to orders yet")
+        return Decision("completed", reply=DELETE)
     if kind == events.REACTION:
         what = f"reaction {event.text}" if event.text else "reaction removed"
         return Decision("ignored", f"{what} on {event.context_id}")

@@ -1,25 +1,28 @@
-"""Orders made from messages: at most one per message, priced from the catalog."""
+"""Pending orders made and changed by a shop's messages, priced from the catalog.
+
+Nothing here commits: each function rides in the transaction of the message being processed,
+which also holds the shop's row lock, so a shop's orders change one message at a time.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, func, insert, select, update
 
 from khaacho.events import CartItem
 from khaacho.extensions import db
-from khaacho.models import CLARIFICATION, CONFIRMATION, HELP, Order, OrderItem, OrderStatus, Product
-from khaacho.orders.matcher import Catalog, OrderLine, read_order
+from khaacho.models import Order, OrderItem, OrderStatus, Product, utcnow
+from khaacho.orders.matcher import MATCHED, Catalog, OrderLine, convert, read_order
 from khaacho.replies import compose
 
 CENT = Decimal("0.01")
-ITEM_FIELDS = ("raw_text", "product_id", "quantity", "unit", "unit_price")
+# A Meta list holds 10 rows: the candidates and "none of these".
+MAX_CHOICES = 9
 
 ADD_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
 ADD_ITEMS = insert(OrderItem.__table__)
-
-_products: tuple[Catalog, dict[int, tuple[str, str]]] | None = None
 
 
 def read_lines(text: str | None, catalog: Catalog) -> list[OrderLine]:
@@ -27,37 +30,128 @@ def read_lines(text: str | None, catalog: Catalog) -> list[OrderLine]:
     return read_order(text, catalog) if text and text.strip() else []
 
 
-def _product_names(catalog: Catalog) -> dict[int, tuple[str, str]]:
-    """Name and unit of every product, reloaded whenever ``active_catalog`` rebuilds the catalog."""
-    global _products
-    if _products is None or _products[0] is not catalog:
-        rows = db.session.execute(select(Product.id, Product.name, Product.unit))
-        _products = (catalog, {row.id: (row.name, row.unit) for row in rows})
-    return _products[1]
+def _items(lines: list[OrderLine], message_id: int) -> tuple[list[dict], list[str]]:
+    """Rows for the lines that matched or can be asked about; the texts of the others (left out)."""
+    items, left_out = [], []
+    for line in lines:
+        quantity = Decimal(str(round(line.quantity, 3)))
+        if line.status == MATCHED and line.unit_price is not None:
+            items.append({"raw_text": line.text, "product_id": line.product_id, "quantity": quantity,
+                          "unit": line.unit, "unit_price": line.unit_price, "webhook_message_id": message_id,
+                          "candidates": None})
+        elif line.status != MATCHED and line.candidates:
+            items.append({"raw_text": line.text, "product_id": None, "quantity": quantity, "unit": line.unit,
+                          "unit_price": None, "webhook_message_id": message_id,
+                          "candidates": [p.id for p in line.candidates[:MAX_CHOICES]]})
+        else:
+            left_out.append(line.text)
+    return items, left_out
 
 
-def create_order(message_id: int, customer: str, shop_id: int | None,
-                 lines: list[OrderLine]) -> tuple[int | None, list[dict]]:
-    """Insert (not commit) the order for the lines; returns its id and items, or None when none matched.
-
-    A line that fits several products (or none well) is stored without a product, not guessed.
-    """
-    if not any(line.product_id is not None for line in lines):
-        return None, []
-    items = [{"raw_text": line.text, "product_id": line.product_id, "unit": line.unit,
-              "quantity": Decimal(str(round(line.quantity, 3))), "unit_price": line.unit_price}
-             for line in lines]
-    return _insert(message_id, customer, shop_id, items), items
+def create_order(message_id: int, customer: str, shop_id: int | None, lines: list[OrderLine],
+                 language: str) -> tuple[int | None, list[str]]:
+    """Insert a pending order for the lines; its id (None when no line is usable) and the lines left out."""
+    items, left_out = _items(lines, message_id)
+    if not items:
+        return None, left_out
+    return insert_order(message_id, customer, shop_id, items, language), left_out
 
 
-def _insert(message_id: int, customer: str, shop_id: int | None, items: list[dict]) -> int:
-    total = sum(((item["quantity"] * item["unit_price"]).quantize(CENT) for item in items
-                 if item["product_id"] is not None and item["unit_price"] is not None), Decimal("0"))
-    order_id = db.session.execute(ADD_ORDER, {"webhook_message_id": message_id, "phone_number": customer,
-                                              "shop_id": shop_id, "status": OrderStatus.PENDING.value,
-                                              "total": total}).scalar_one()
+def insert_order(message_id: int, customer: str, shop_id: int | None, items: list[dict], language: str) -> int:
+    """Insert a pending order with these items; its id."""
+    now = utcnow()
+    order_id = db.session.execute(ADD_ORDER, {
+        "webhook_message_id": message_id, "phone_number": customer, "shop_id": shop_id,
+        "status": OrderStatus.PENDING.value, "version": 1, "language": language, "total": _total(items),
+        "created_at": now, "updated_at": now}).scalar_one()
     db.session.execute(ADD_ITEMS, [dict(item, order_id=order_id) for item in items])
     return order_id
+
+
+def _total(items: list[dict]) -> Decimal:
+    return sum(((Decimal(item["quantity"]) * item["unit_price"]).quantize(CENT) for item in items
+                if item["product_id"] is not None and item["unit_price"] is not None), Decimal("0"))
+
+
+def refresh(order_id: int, amended: bool) -> None:
+    """Recompute the total; an amendment also moves the version on (older buttons stop confirming)."""
+    rows = db.session.execute(select(OrderItem.product_id, OrderItem.quantity, OrderItem.unit_price)
+                              .where(OrderItem.order_id == order_id))
+    values = {"total": _total([row._asdict() for row in rows]), "updated_at": utcnow()}
+    if amended:
+        values["version"] = Order.version + 1
+    db.session.execute(update(Order).where(Order.id == order_id).values(**values)
+                       .execution_options(synchronize_session=False))
+
+
+def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool = False) -> list[str]:
+    """Add the lines to the order (a product already in it takes the new quantity); the lines left out.
+
+    With ``replace`` the lines the message added before go first (the message was edited).
+    """
+    items, left_out = _items(lines, message_id)
+    if replace:
+        db.session.execute(delete(OrderItem).where(OrderItem.order_id == order_id,
+                                                   OrderItem.webhook_message_id == message_id)
+                           .execution_options(synchronize_session=False))
+    elif not items:
+        return left_out
+    existing = {row.product_id: row.id for row in db.session.execute(
+        select(OrderItem.id, OrderItem.product_id)
+        .where(OrderItem.order_id == order_id, OrderItem.product_id.isnot(None)))}
+    for item in items:
+        if item["product_id"] in existing:
+            db.session.execute(update(OrderItem).where(OrderItem.id == existing[item["product_id"]])
+                               .values(**item).execution_options(synchronize_session=False))
+        else:
+            db.session.execute(ADD_ITEMS, [dict(item, order_id=order_id)])
+    refresh(order_id, amended=True)
+    return left_out
+
+
+def remove_lines_of(order_id: int, message_id: int) -> int:
+    """Take out the lines a message added (its deletion or edit); how many there were."""
+    removed = db.session.execute(delete(OrderItem).where(OrderItem.order_id == order_id,
+                                                         OrderItem.webhook_message_id == message_id)
+                                 .execution_options(synchronize_session=False)).rowcount
+    if removed:
+        refresh(order_id, amended=True)
+    return removed
+
+
+def item_count(order_id: int) -> int:
+    """How many lines the order has."""
+    return db.session.scalar(select(func.count()).select_from(OrderItem).where(OrderItem.order_id == order_id))
+
+
+def resolve(order_id: int, item_id: int, product_id: int | None) -> bool:
+    """The shop's pick for an unresolved line (None: none of these, the line is dropped); False if not open."""
+    item = db.session.execute(select(OrderItem.quantity, OrderItem.unit, OrderItem.candidates).where(
+        OrderItem.id == item_id, OrderItem.order_id == order_id, OrderItem.product_id.is_(None))).one_or_none()
+    if item is None or (product_id is not None and product_id not in (item.candidates or [])):
+        return False
+    if product_id is None:
+        db.session.execute(delete(OrderItem).where(OrderItem.id == item_id)
+                           .execution_options(synchronize_session=False))
+    else:
+        product = db.session.execute(select(Product.unit, Product.price).where(Product.id == product_id)).one()
+        quantity, unit = convert(float(item.quantity), item.unit, product.unit)
+        db.session.execute(update(OrderItem).where(OrderItem.id == item_id).values(
+            product_id=product_id, quantity=Decimal(str(round(quantity, 3))), unit=product.unit,
+            unit_price=product.price, candidates=None).execution_options(synchronize_session=False))
+    refresh(order_id, amended=False)
+    return True
+
+
+def copy_order(source_id: int, message_id: int, customer: str, shop_id: int | None, language: str) -> int | None:
+    """A pending copy of an order at today's prices (products no longer sold are left out); its id."""
+    rows = db.session.execute(
+        select(OrderItem.raw_text, OrderItem.product_id, OrderItem.quantity, Product.unit, Product.price)
+        .join(Product, Product.id == OrderItem.product_id)
+        .where(OrderItem.order_id == source_id, Product.active.is_(True)).order_by(OrderItem.id))
+    items = [{"raw_text": row.raw_text, "product_id": row.product_id, "quantity": row.quantity, "unit": row.unit,
+              "unit_price": row.price, "webhook_message_id": message_id, "candidates": None} for row in rows]
+    return insert_order(message_id, customer, shop_id, items, language) if items else None
 
 
 @dataclass(frozen=True)
@@ -69,7 +163,7 @@ class CartResult:
     repriced: list[compose.Repriced]
 
 
-def read_cart(cart: tuple[CartItem, ...]) -> CartResult:
+def read_cart(cart: tuple[CartItem, ...], message_id: int) -> CartResult:
     """The cart's lines at catalog prices; SKUs not in the active catalog are set aside."""
     skus = [item.sku for item in cart]
     products = {p.sku: p for p in db.session.execute(
@@ -83,63 +177,7 @@ def read_cart(cart: tuple[CartItem, ...]) -> CartResult:
             continue
         items.append({"raw_text": f"{line.sku} × {compose.number(line.quantity)}", "product_id": product.id,
                       "quantity": line.quantity.quantize(Decimal("0.001")), "unit": product.unit,
-                      "unit_price": product.price})
+                      "unit_price": product.price, "webhook_message_id": message_id, "candidates": None})
         if line.item_price is not None and line.item_price.quantize(CENT) != product.price:
             repriced.append(compose.Repriced(product.name, line.item_price, product.price))
     return CartResult(items, unknown, repriced)
-
-
-def create_cart_order(message_id: int, customer: str, shop_id: int | None,
-                      cart: CartResult) -> int | None:
-    """Insert (not commit) the order of a cart's known products; None when it has none."""
-    return _insert(message_id, customer, shop_id, cart.items) if cart.items else None
-
-
-def order_items(order_id: int) -> list[dict]:
-    """The stored items of an order, in the shape ``create_order`` returns them."""
-    columns = [getattr(OrderItem, field) for field in ITEM_FIELDS]
-    rows = db.session.execute(select(*columns).where(OrderItem.order_id == order_id).order_by(OrderItem.id))
-    return [dict(zip(ITEM_FIELDS, row, strict=True)) for row in rows]
-
-
-def _choices(line: OrderLine) -> tuple[str, ...]:
-    """Names of the products an unmatched line may mean."""
-    return tuple(product.name for product in line.candidates)
-
-
-def _asked_choices(raw_text: str, catalog: Catalog) -> tuple[str, ...]:
-    """The candidates of a stored unmatched item, read again from its text."""
-    lines = read_lines(raw_text, catalog)
-    return _choices(lines[0]) if lines else ()
-
-
-def reply_lines(items: list[dict], catalog: Catalog) -> list[compose.ReplyLine]:
-    """Order items as reply lines, with product names, the units they are sold in, or what they may mean."""
-    products = _product_names(catalog)
-    lines = []
-    for item in items:
-        name, sold_by = products.get(item["product_id"], (None, None))
-        price = item["unit_price"] if name is not None else None
-        choices = _asked_choices(item["raw_text"], catalog) if name is None else ()
-        lines.append(compose.ReplyLine(item["raw_text"], name, Decimal(item["quantity"]), item["unit"], price,
-                                       sold_by if price is None else None, choices))
-    return lines
-
-
-def reply_body(order_id: int | None, items: list[dict], lines: list[OrderLine],
-               catalog: Catalog) -> tuple[str, str]:
-    """The reply kind and text: the order's confirmation, the not-found list, or the how-to-order help."""
-    if order_id is not None:
-        return CONFIRMATION, compose.confirmation(order_id, reply_lines(items, catalog))
-    if lines:
-        return CLARIFICATION, compose.not_found([line.text for line in lines],
-                                                [_choices(line) for line in lines])
-    return HELP, compose.help_text()
-
-
-def cart_reply_body(order_id: int | None, cart: CartResult, catalog: Catalog) -> tuple[str, str]:
-    """The reply kind and text for a cart: its confirmation with what was set aside, or what we lack."""
-    if order_id is None:
-        return CLARIFICATION, compose.cart_not_found(cart.unknown)
-    body = compose.confirmation(order_id, reply_lines(cart.items, catalog))
-    return CONFIRMATION, body + compose.cart_notes(cart.unknown, cart.repriced)

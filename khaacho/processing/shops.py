@@ -94,3 +94,13 @@ def move_number(old_phone: str | None, new_phone: str | None) -> str:
     if db.session.scalar(select(_shops.c.id).where(_shops.c.phone_number == new_phone)) is not None:
         return f"{new_phone} already has a shop; the shop of {old_phone} was left as it is"
     return f"no shop with {old_phone} to move to {new_phone}"
+
+
+def lock(shop_id: int | None) -> None:
+    """Hold the shop's row until the transaction ends: one message of a shop takes effect at a time.
+
+    On PostgreSQL a ``SELECT … FOR UPDATE`` (the upsert has usually taken the lock already); SQLite
+    serialises every writer anyway.
+    """
+    if shop_id is not None:
+        db.session.execute(select(_shops.c.id).where(_shops.c.id == shop_id).with_for_update())

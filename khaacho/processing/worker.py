@@ -17,18 +17,19 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy.orm import aliased
 
 from khaacho import events
 from khaacho.events import InboundMessage
 from khaacho.extensions import db
 from khaacho.logs import request_id_var
-from khaacho.models import ACKNOWLEDGEMENT, Order, OutboundMessage, WebhookMessage, utcnow
+from khaacho.models import ACKNOWLEDGEMENT, UNFINISHED, OutboundMessage, WebhookMessage, utcnow
 from khaacho.ops import switches
-from khaacho.orders.catalog import active_catalog
-from khaacho.processing import kinds, ordering, shops
+from khaacho.processing import conversation, kinds, shops
+from khaacho.processing.prompts import INTERACTIVE_BODY, Reply
 from khaacho.processing.retry import in_attempt, record_failure
-from khaacho.replies import MAX_LENGTH, PermanentSendError, SendError, compose, send_reply
+from khaacho.replies import MAX_LENGTH, PermanentSendError, SendError, compose, dialogue, send_reply
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ MEDIA_ACK_WINDOW = timedelta(minutes=10)
 MEDIA_ACKED_NOTE = "the shop was told about its media in the last 10 minutes; not told again"
 HELD_NOTE = "reply held while replies are paused; it is sent on resume"
 UNKNOWN_NOTE = "a worker stopped while sending the reply; not sent again, it may have been delivered"
+# How soon a message whose sender has an older message still in hand is tried again.
+WAIT_FOR_OLDER_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class PendingSend:
     outbound_id: int
     recipient: str
     body: str
+    payload: dict | None = None
 
 
 _messages, _replies = WebhookMessage.__table__, OutboundMessage.__table__
@@ -125,6 +129,11 @@ def process(message_id: int) -> Outcome:
     killed before that commit leaves the message as it found it, for the sweep.
     """
     try:
+        if _older_in_hand(message_id):
+            db.session.rollback()
+            log.info("message %s waits for an older message of its sender", message_id,
+                     extra={"message_id": message_id})
+            return Outcome("waiting", retry_in=WAIT_FOR_OLDER_SECONDS)
         job = _claim(message_id)
         if job is None:
             db.session.rollback()
@@ -151,6 +160,22 @@ def process(message_id: int) -> Outcome:
         request_id_var.reset(token)
 
 
+def _older_in_hand(message_id: int) -> bool:
+    """Whether an older message of the same sender (provider timestamp, then arrival) is unfinished.
+
+    A shop's messages take effect in the order it sent them: "2 kg sugar" then "cancel" must
+    never be applied the other way round, whichever consumers hold them. Different senders
+    never wait for each other.
+    """
+    me, other = aliased(WebhookMessage), aliased(WebhookMessage)
+    mine = func.coalesce(me.message_timestamp, me.first_received_at)
+    theirs = func.coalesce(other.message_timestamp, other.first_received_at)
+    older = exists().where(
+        other.sender_id == me.sender_id, other.status.in_(UNFINISHED), other.id != me.id,
+        or_(theirs < mine, and_(theirs == mine, other.id < me.id)))
+    return bool(db.session.scalar(select(older).where(me.id == message_id, me.status.in_(CLAIMABLE))))
+
+
 def _fail_unprepared(message_id: int, reason: str) -> Outcome:
     """Count a failed attempt that never got as far as committing its claim."""
     job = claim(message_id)
@@ -164,6 +189,7 @@ def _send(job: Claim, pending: PendingSend, status: str, note: str | None, conte
         provider_id = send_reply(
             job.source, pending.recipient, pending.body,
             reply_to=job.provider_message_id, callback_data=f"outbound:{pending.outbound_id}",
+            payload=pending.payload,
         )
     except SendError as exc:
         permanent = isinstance(exc, PermanentSendError)
@@ -193,27 +219,15 @@ def _shop_for(job: Claim, event: InboundMessage) -> tuple[int | None, str | None
     return shop_id, None
 
 
-def _compose(job: Claim, event: InboundMessage, reply: str, shop_id: int | None) -> tuple[str, str]:
-    """Make the message's order (if it makes one and has none yet); the reply's kind and text."""
+def _compose(job: Claim, event: InboundMessage, reply: str, shop_id: int | None) -> Reply | str:
+    """Act on the message (its order, taps, edits); the reply to send, or a note when there is none."""
     if reply == kinds.LOCATION_ACK:
-        return ACKNOWLEDGEMENT, compose.location_saved(event.location.label if event.location else None)
+        return Reply(ACKNOWLEDGEMENT, compose.location_saved(event.location.label if event.location else None))
     if reply == kinds.MEDIA_ACK:
-        return ACKNOWLEDGEMENT, compose.media_received(kinds.MEDIA_NAMES[event.message_type])
-    order_id = None if job.first_try else db.session.scalar(
-        select(Order.id).where(Order.webhook_message_id == job.id))
-    catalog = active_catalog()
-    if reply == kinds.CART_ORDER:
-        cart = ordering.read_cart(event.cart)
-        if order_id is None:
-            order_id = ordering.create_cart_order(job.id, job.customer, shop_id, cart)
-        return ordering.cart_reply_body(order_id, cart, catalog)
-    lines = []
-    if order_id is None:
-        lines = ordering.read_lines(event.text, catalog)
-        order_id, items = ordering.create_order(job.id, job.customer, shop_id, lines)
-    else:
-        items = ordering.order_items(order_id)
-    return ordering.reply_body(order_id, items, lines, catalog)
+        return Reply(ACKNOWLEDGEMENT, compose.media_received(kinds.MEDIA_NAMES[event.message_type]))
+    shops.lock(shop_id)
+    turn = conversation.Turn(job.id, job.source, job.customer, shop_id, dialogue.language_of(event.text))
+    return kinds.CONVERSATION[reply](turn, event)
 
 
 def _prepare_reply(job: Claim, event: InboundMessage, reply: str) -> tuple[PendingSend | None, str | None]:
@@ -224,25 +238,30 @@ def _prepare_reply(job: Claim, event: InboundMessage, reply: str) -> tuple[Pendi
     all, its unique key fails the transaction and the retry takes the lookup path.
     """
     outbound = None if job.first_try else db.session.execute(
-        select(OutboundMessage.id, OutboundMessage.status, OutboundMessage.recipient, OutboundMessage.body)
+        select(OutboundMessage.id, OutboundMessage.status, OutboundMessage.recipient, OutboundMessage.body,
+               OutboundMessage.payload)
         .where(OutboundMessage.webhook_message_id == job.id)).one_or_none()
     if outbound is None:
         shop_id, _ = _shop_for(job, event)
         if reply == kinds.MEDIA_ACK and shops.media_acknowledged_since(shop_id, utcnow() - MEDIA_ACK_WINDOW):
             return None, MEDIA_ACKED_NOTE
-        kind, body = _compose(job, event, reply, shop_id)
-        body = compose.shorten(body, MAX_LENGTH[job.source])
+        answer = _compose(job, event, reply, shop_id)
+        if isinstance(answer, str):
+            return None, answer  # committed by ``_finish`` with the message's final status
+        limit = INTERACTIVE_BODY if answer.payload and job.source == "whatsapp" else MAX_LENGTH[job.source]
+        body = compose.shorten(answer.body, limit)
         held = switches.is_paused(switches.REPLIES)
         outbound_id = db.session.execute(ADD_REPLY, {
-            "webhook_message_id": job.id, "shop_id": shop_id, "kind": kind, "provider": job.source,
+            "webhook_message_id": job.id, "shop_id": shop_id, "kind": answer.kind, "provider": job.source,
             "recipient": job.customer, "body": body, "status": "held" if held else "sending",
-            "attempts": 0 if held else 1,
+            "attempts": 0 if held else 1, "payload": answer.payload, "order_id": answer.order_id,
+            "dedup_key": answer.dedup_key,
         }).scalar_one()
         if held:
             return None, HELD_NOTE  # committed by ``_finish`` with the message's final status
         db.session.commit()
-        return PendingSend(outbound_id, job.customer, body), None
-    pending = PendingSend(outbound.id, outbound.recipient, outbound.body)
+        return PendingSend(outbound_id, job.customer, body, answer.payload), None
+    pending = PendingSend(outbound.id, outbound.recipient, outbound.body, outbound.payload)
     if outbound.status == "held":
         return None, HELD_NOTE
     if outbound.status in ("pending", "failed"):

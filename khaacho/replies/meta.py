@@ -22,15 +22,45 @@ def is_user_id(recipient: str) -> bool:
     return not recipient.lstrip("+").isdigit()
 
 
+def content(body: str, payload: dict | None) -> dict:
+    """The type-specific part of a message: text, reply buttons, a list, or the order-update template.
+
+    ``payload`` is what :mod:`khaacho.replies.interactive` stores on the reply.
+    """
+    payload = payload or {}
+    if "buttons" in payload:
+        buttons = [{"type": "reply", "reply": {"id": button_id, "title": title}}
+                   for button_id, title in payload["buttons"]]
+        return {"type": "interactive", "interactive": {"type": "button", "body": {"text": body},
+                                                       "action": {"buttons": buttons}}}
+    if "list" in payload:
+        listing = payload["list"]
+        rows = [{"id": row_id, "title": title, **({"description": about} if about else {})}
+                for row_id, title, about in listing["rows"]]
+        return {"type": "interactive", "interactive": {
+            "type": "list", "body": {"text": body},
+            "action": {"button": listing["button"], "sections": [{"title": listing["section"], "rows": rows}]}}}
+    if "template" in payload:
+        config = current_app.config
+        name = config["WHATSAPP_TEMPLATE_ORDER_UPDATE"]
+        if not name:
+            raise PermanentSendError("WHATSAPP_TEMPLATE_ORDER_UPDATE is not set: the notice needs a template")
+        parameters = [{"type": "text", "text": str(value)} for value in payload["template"]["params"]]
+        return {"type": "template", "template": {
+            "name": name, "language": {"code": config["WHATSAPP_TEMPLATE_LANGUAGE"]},
+            "components": [{"type": "body", "parameters": parameters}]}}
+    return {"type": "text", "text": {"preview_url": False, "body": body}}
+
+
 def send_text(recipient: str, body: str, reply_to: str | None = None,
-              callback_data: str | None = None) -> str:
-    """Send a text message; returns Meta's message id (``wamid.…``)."""
+              callback_data: str | None = None, payload: dict | None = None) -> str:
+    """Send a message (text, or the interactive or template ``payload``); returns Meta's id (``wamid.…``)."""
     config = current_app.config
     token, phone_id = config["WHATSAPP_ACCESS_TOKEN"], config["WHATSAPP_PHONE_NUMBER_ID"]
     if not token or not phone_id:
         raise PermanentSendError("WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID must be set to reply")
-    message: dict = {"messaging_product": "whatsapp", "recipient_type": "individual", "type": "text",
-                     "text": {"preview_url": False, "body": body}}
+    message: dict = {"messaging_product": "whatsapp", "recipient_type": "individual",
+                     **content(body, payload)}
     # A user who hides their number behind a username is addressed by the business-scoped
     # user id in ``recipient``; ``to`` takes a phone number (digits, no plus).
     if is_user_id(recipient):

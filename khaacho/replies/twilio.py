@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import current_app
 
 from khaacho.replies.transport import PermanentSendError, RetryableSendError, error_json, post
@@ -15,8 +17,11 @@ PERMANENT_REASONS = {
 }
 
 
-def send_text(recipient: str, body: str) -> str:
-    """Send a WhatsApp text to an E.164 number; returns Twilio's message SID."""
+def send_text(recipient: str, body: str, payload: dict | None = None) -> str:
+    """Send a WhatsApp text (or, for a template ``payload``, the order-update content) to an E.164 number.
+
+    Returns Twilio's message SID. Buttons and lists are already written into the text as typed answers.
+    """
     config = current_app.config
     sid, token, sender = (config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"],
                           config["TWILIO_WHATSAPP_NUMBER"])
@@ -25,8 +30,15 @@ def send_text(recipient: str, body: str) -> str:
             "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_NUMBER must be set to reply"
         )
     to = recipient if recipient.startswith("whatsapp:") else f"whatsapp:{recipient}"
+    data = {"From": sender, "To": to, "Body": body}
+    if payload and "template" in payload:
+        content_sid = config["TWILIO_CONTENT_SID_ORDER_UPDATE"]
+        if not content_sid:
+            raise PermanentSendError("TWILIO_CONTENT_SID_ORDER_UPDATE is not set: the notice needs a template")
+        variables = {str(n): str(value) for n, value in enumerate(payload["template"]["params"], start=1)}
+        data = {"From": sender, "To": to, "ContentSid": content_sid, "ContentVariables": json.dumps(variables)}
     response = post(f"{config['TWILIO_API_URL']}/2010-04-01/Accounts/{sid}/Messages.json",
-                    data={"From": sender, "To": to, "Body": body}, auth=(sid, token))
+                    data=data, auth=(sid, token))
     if response.ok:
         try:
             return str(response.json()["sid"])

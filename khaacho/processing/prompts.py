@@ -1,0 +1,112 @@
+"""What a pending order asks the shop next: a question about an unclear line, or its confirmation.
+
+Meta gets reply buttons and lists whose ids carry the order and its version
+(``order:12:v2:confirm``, ``order:12:v2:pick:57:8``); Twilio gets the same as text with typed
+answers (``1``/``2``/``3``, or the number of a choice).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from khaacho.extensions import db
+from khaacho.models import CLARIFICATION, CONFIRMATION, Order, OrderItem, Product
+from khaacho.replies import MAX_LENGTH, compose, dialogue
+
+# Meta's interactive body holds at most 1024 characters.
+INTERACTIVE_BODY = 1024
+ACTIONS = ("confirm", "change", "cancel")
+TAP = re.compile(r"^order:(?P<order>\d{1,18}):v(?P<version>\d{1,9}):"
+                 r"(?P<action>confirm|change|cancel|pick:(?P<item>\d{1,18}):(?P<product>\d{1,18}|none))$")
+ORDER_AGAIN = re.compile(r"^order-again:(?P<order>\d{1,18})$")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply to store and send: its kind, text, buttons or list, the order it is about, its dedup key."""
+
+    kind: str
+    body: str
+    payload: dict | None = None
+    order_id: int | None = None
+    dedup_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A tapped button or list row of an order prompt."""
+
+    order_id: int
+    version: int
+    action: str  # confirm, change, cancel or pick
+    item_id: int | None = None
+    product_id: int | None = None  # None with action pick: none of these
+
+
+def read_tap(tapped_id: str | None) -> Tap | None:
+    """The order tap an id stands for, or None when it is not one of ours."""
+    found = TAP.match(tapped_id or "")
+    if found is None:
+        return None
+    action = found["action"]
+    if action.startswith("pick:"):
+        product = found["product"]
+        return Tap(int(found["order"]), int(found["version"]), "pick", int(found["item"]),
+                   None if product == "none" else int(product))
+    return Tap(int(found["order"]), int(found["version"]), action)
+
+
+def open_question(order_id: int) -> tuple[int, str, list[int]] | None:
+    """The first line the shop still has to choose for: item id, text and candidate product ids."""
+    row = db.session.execute(
+        select(OrderItem.id, OrderItem.raw_text, OrderItem.candidates)
+        .where(OrderItem.order_id == order_id, OrderItem.product_id.is_(None)).order_by(OrderItem.id).limit(1)
+    ).one_or_none()
+    return None if row is None else (row.id, row.raw_text, list(row.candidates or []))
+
+
+def prompt(order_id: int, provider: str, left_out: tuple[str, ...] = (), out_of_date: bool = False) -> Reply:
+    """The order's next question, or its confirmation when every line is clear."""
+    order = db.session.execute(select(Order.version, Order.language).where(Order.id == order_id)).one()
+    typed = provider != "whatsapp"
+    question = open_question(order_id)
+    if question is not None:
+        return _clarification(order_id, order.version, order.language, question, typed)
+    rows = db.session.execute(
+        select(OrderItem.raw_text, OrderItem.quantity, OrderItem.unit, OrderItem.unit_price, Product.name)
+        .join(Product, Product.id == OrderItem.product_id)
+        .where(OrderItem.order_id == order_id).order_by(OrderItem.id))
+    lines = [compose.ReplyLine(row.raw_text, row.name, Decimal(row.quantity), row.unit, row.unit_price)
+             for row in rows]
+    body = dialogue.confirmation(order.language, order_id, order.version, lines, list(left_out), typed,
+                                 out_of_date)
+    if typed:
+        return Reply(CONFIRMATION, compose.shorten(body, MAX_LENGTH[provider]), order_id=order_id)
+    titles = dialogue.BUTTONS[order.language]
+    buttons = [[f"order:{order_id}:v{order.version}:{action}", dialogue.title(name, dialogue.BUTTON_TITLE)]
+               for action, name in zip(ACTIONS, titles, strict=True)]
+    return Reply(CONFIRMATION, compose.shorten(body, INTERACTIVE_BODY), {"buttons": buttons}, order_id)
+
+
+def _clarification(order_id: int, version: int, language: str, question: tuple[int, str, list[int]],
+                   typed: bool) -> Reply:
+    item_id, text, candidate_ids = question
+    products = {row.id: row for row in db.session.execute(
+        select(Product.id, Product.name, Product.unit, Product.price).where(Product.id.in_(candidate_ids)))}
+    choices = [products[pid] for pid in candidate_ids if pid in products]
+    options = [(p.name, f"{compose.money(p.price)} / {p.unit}") for p in choices]
+    body = dialogue.clarification(language, order_id, text, options, typed)
+    if typed:
+        return Reply(CLARIFICATION, body, order_id=order_id)
+    prefix = f"order:{order_id}:v{version}:pick:{item_id}"
+    rows = [[f"{prefix}:{p.id}", dialogue.title(p.name, dialogue.ROW_TITLE),
+             dialogue.title(about, dialogue.ROW_DESCRIPTION)] for p, (_, about) in zip(choices, options, strict=True)]
+    rows.append([f"{prefix}:none", dialogue.title(dialogue.say(language, "none_of_these"), dialogue.ROW_TITLE),
+                 dialogue.title(dialogue.say(language, "none_about"), dialogue.ROW_DESCRIPTION)])
+    listing = {"button": dialogue.title(dialogue.say(language, "choose"), dialogue.BUTTON_TITLE),
+               "section": dialogue.title(text, dialogue.ROW_TITLE), "rows": rows}
+    return Reply(CLARIFICATION, compose.shorten(body, INTERACTIVE_BODY), {"list": listing}, order_id)
