@@ -12,8 +12,8 @@ from sqlalchemy import select
 from khaacho.extensions import db
 from khaacho.models import OpsAction, Order, Product
 from tests.desk_support import add_order, add_shop, signed_in
+from tests.processing_support import add_message
 from tests.test_auth import csrf_from
-from tests.test_dashboard import add_message
 
 
 def _sugar(app) -> int:
@@ -31,8 +31,8 @@ def _order(app, order_id: int) -> Order:
 
 def test_attention_lists_media_with_its_reference_and_expired_clarifications(shop):
     image = {"id": "1479837382903443", "mime_type": "image/jpeg", "caption": "हाम्रो सूची"}
-    photo = add_message(shop, 1, status="needs_attention", text=None, message_type="image",
-                        payload={"from": "9779841234567", "id": "wamid.T1", "timestamp": "1765000000",
+    photo = add_message(shop, None, status="needs_attention", message_type="image",
+                        payload={"from": "9779841234567", "id": "wamid.IN00001", "timestamp": "1765000000",
                                  "type": "image", "image": image})
     expired = add_order(shop, add_shop(shop), text="2 kg xyzzy\n1 kg chini", status="expired")
     page = signed_in(shop, "viewer").get("/dashboard/attention").get_data(as_text=True)
@@ -54,13 +54,13 @@ def test_mapping_an_unmatched_text_adds_an_alias_and_rereads_the_waiting_message
     assert "xyzzy" in unmatched and "2 kg xyzzy" in unmatched
 
     sugar = _sugar(shop)
-    confirm = admin.get(f"/dashboard/attention/alias?key=xyzzy&product_id={sugar}")
+    confirm = admin.get(f"/dashboard/attention/alias?words=xyzzy&product_id={sugar}")
     assert confirm.status_code == 200
     text = confirm.get_data(as_text=True)
     assert "2 waiting messages" in text and "2 lines in 2 orders" in text
     token = csrf_from(text)
 
-    done = admin.post("/dashboard/attention/alias", data={"key": "xyzzy", "product_id": sugar,
+    done = admin.post("/dashboard/attention/alias", data={"words": "xyzzy", "product_id": sugar,
                                                           "csrf_token": token}, follow_redirects=True)
     assert "re-read 2 waiting messages (2 lines in 2 orders)" in done.get_data(as_text=True)
     first, second = (_order(shop, o) for o in waiting)
@@ -72,7 +72,7 @@ def test_mapping_an_unmatched_text_adds_an_alias_and_rereads_the_waiting_message
     with shop.app_context():
         assert db.session.get(Product, sugar).aliases.split("|").count("xyzzy") == 1
 
-    again = admin.post("/dashboard/attention/alias", data={"key": "xyzzy", "product_id": sugar,
+    again = admin.post("/dashboard/attention/alias", data={"words": "xyzzy", "product_id": sugar,
                                                            "csrf_token": token}, follow_redirects=True)
     assert "re-read 0 waiting messages" in again.get_data(as_text=True)
     assert _order(shop, waiting[0]).version == 2 and _order(shop, waiting[0]).total == Decimal("330.00")
@@ -92,14 +92,14 @@ def test_viewers_cannot_map_and_the_mapping_needs_csrf(shop):
     viewer = signed_in(shop, "viewer")
     page = viewer.get("/dashboard/attention").get_data(as_text=True)
     assert "Map…" not in page
-    assert viewer.get(f"/dashboard/attention/alias?key=xyzzy&product_id={sugar}").status_code == 403
+    assert viewer.get(f"/dashboard/attention/alias?words=xyzzy&product_id={sugar}").status_code == 403
     token = csrf_from(viewer.get(f"/dashboard/orders/{order}").get_data(as_text=True))
     assert viewer.post("/dashboard/attention/alias",
-                       data={"key": "xyzzy", "product_id": sugar, "csrf_token": token}).status_code == 403
+                       data={"words": "xyzzy", "product_id": sugar, "csrf_token": token}).status_code == 403
     admin = signed_in(shop, "admin")
-    unsigned = admin.post("/dashboard/attention/alias", data={"key": "xyzzy", "product_id": sugar})
+    unsigned = admin.post("/dashboard/attention/alias", data={"words": "xyzzy", "product_id": sugar})
     assert unsigned.status_code == 400
-    assert admin.get("/dashboard/attention/alias?key=xyzzy&product_id=abc").status_code == 400
+    assert admin.get("/dashboard/attention/alias?words=xyzzy&product_id=abc").status_code == 400
     assert _order(shop, order).items[0].product_id is None
 
 

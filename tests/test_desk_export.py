@@ -100,7 +100,7 @@ def test_export_command_writes_the_same_csv_to_a_file_or_stdout(shop, tmp_path):
     out = tmp_path / "orders.csv"
     result = runner.invoke(args=["orders", "export", "--from", day, "--to", day, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert out.read_text(encoding="utf-8") == web
+    assert out.read_bytes().decode("utf-8") == web
     printed = runner.invoke(args=["orders", "export", "--from", day, "--to", day, "--status", "confirmed"])
     assert printed.exit_code == 0 and printed.stdout.replace("\r\n", "\n") == web.replace("\r\n", "\n")
     refused = runner.invoke(args=["orders", "export", "--from", day, "--to", "2000-01-01"])

@@ -68,8 +68,17 @@ class Unmatched:
     examples: list[str] = field(default_factory=list)
 
 
-def unmatched(key: str | None = None) -> list[Unmatched]:
-    """Lines of waiting orders that no product matched, grouped by their words (most lines first)."""
+def words_key(words: str) -> str:
+    """What groups unmatched words: their phonetic match key (``Xyz  masala`` and ``xyz masaala`` are one)."""
+    return match_key(words) or words.strip().lower()
+
+
+def unmatched(words: str | None = None) -> list[Unmatched]:
+    """Lines of waiting orders that no product matched, grouped by their words (most lines first).
+
+    With ``words``, only the group those words belong to.
+    """
+    key = words_key(words) if words is not None else None
     rows = db.session.execute(
         select(OrderItem.id, OrderItem.raw_text, OrderItem.order_id,
                OrderItem.webhook_message_id, Order.webhook_message_id.label("order_message_id"))
@@ -78,11 +87,11 @@ def unmatched(key: str | None = None) -> list[Unmatched]:
         .order_by(OrderItem.id.desc()).limit(MAX_UNMATCHED_LINES))
     groups: OrderedDict[str, Unmatched] = OrderedDict()
     for row in rows:
-        words = product_words(row.raw_text)
-        row_key = match_key(words) or words.lower()
+        written = product_words(row.raw_text)
+        row_key = words_key(written)
         if key is not None and row_key != key:
             continue
-        group = groups.setdefault(row_key, Unmatched(words, row_key))
+        group = groups.setdefault(row_key, Unmatched(written, row_key))
         group.item_ids.append(row.id)
         group.order_ids.add(row.order_id)
         group.message_ids.add(row.webhook_message_id or row.order_message_id)
@@ -133,7 +142,7 @@ def _retotal(order_ids: set[int]) -> None:
                            .execution_options(synchronize_session=False))
 
 
-def learn_alias(key: str, product_id: int, user_id: int | None) -> Learned | None:
+def learn_alias(words: str, product_id: int, user_id: int | None) -> Learned | None:
     """Add the unmatched words as an alias of the product, then re-read the waiting lines that say them.
 
     A line is re-read by a conditional update on ``product_id IS NULL``, so a second mapping (or two
@@ -142,8 +151,8 @@ def learn_alias(key: str, product_id: int, user_id: int | None) -> Learned | Non
     product = db.session.get(Product, product_id)
     if product is None or not product.active:
         return None
-    groups = unmatched(key)
-    words = groups[0].words if groups else key
+    groups = unmatched(words)
+    words = groups[0].words if groups else words.strip()
     _add_alias(product, words)
     db.session.commit()
     catalog = active_catalog()

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 
 from khaacho.desk import export
 from khaacho.desk.filters import BadFilter, day_range, parse_status
@@ -18,6 +19,7 @@ from khaacho.orders.cli import orders
 @click.argument("order_id", type=click.IntRange(1, 9223372036854775807))
 @click.argument("status", type=click.Choice(DESK_STATUSES))
 @click.option("--note", default=None, help="Why (kept with the ops action).")
+@with_appcontext
 def status_command(order_id: int, status: str, note: str | None) -> None:
     """Move ORDER_ID to STATUS as the desk does: same transitions, one notice to the shop, an ops action."""
     try:
@@ -41,6 +43,7 @@ def _day(_ctx: click.Context, _param: click.Parameter, value: datetime | None):
 @click.option("--status", default="", help="Only orders in this status.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write to this file instead of standard output.")
+@with_appcontext
 def export_command(start, end, status: str, out: str | None) -> None:
     """Write the orders CSV (one row per item) of the days from --from to --to, inclusive."""
     try:

@@ -129,14 +129,14 @@ def attention_page() -> ResponseReturnValue:
 
 
 def _alias_request() -> tuple[str, Product]:
-    key = request.values.get("key", "").strip()[:attention.MAX_ALIAS]
+    words = search_text(request.values.get("words"))[:attention.MAX_ALIAS]
     try:
         product = db.session.get(Product, int(request.values.get("product_id", "")))
     except ValueError:
         product = None
-    if not key or product is None or not product.active:
+    if not words or product is None or not product.active:
         abort(400)
-    return key, product
+    return words, product
 
 
 def _count(n: int, noun: str) -> str:
@@ -147,9 +147,9 @@ def _count(n: int, noun: str) -> str:
 @admin_required
 def alias_confirm() -> ResponseReturnValue:
     """Before mapping: how many waiting messages (and lines) the new alias re-reads."""
-    key, product = _alias_request()
-    groups = attention.unmatched(key)
-    return render_template("alias_confirm.html", key=key, product=product,
+    words, product = _alias_request()
+    groups = attention.unmatched(words)
+    return render_template("alias_confirm.html", words=words, product=product,
                            group=groups[0] if groups else None, now=datetime.now(UTC))
 
 
@@ -157,8 +157,8 @@ def alias_confirm() -> ResponseReturnValue:
 @admin_required
 def alias_learn() -> ResponseReturnValue:
     """Add the words as an alias of the product and re-read the waiting lines that say them, once."""
-    key, product = _alias_request()
-    learned = attention.learn_alias(key, product.id, current_user.id)
+    words, product = _alias_request()
+    learned = attention.learn_alias(words, product.id, current_user.id)
     flash(f"“{learned.words}” now means {learned.product.name}: "
           f"re-read {_count(learned.messages, 'waiting message')} "
           f"({_count(learned.lines, 'line')} in {_count(learned.orders, 'order')}).", "ok")
