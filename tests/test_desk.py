@@ -162,6 +162,7 @@ def test_admin_moves_an_order_to_delivery_and_the_shop_is_told_once_per_move(sho
     assert details[0]["note"] == "on the phone" and all(a.user_id is not None for a in actions)
     page = admin.get(f"/dashboard/orders/{order}").get_data(as_text=True)
     assert page.count("status_update") == 3
+    assert "pending → confirmed · on the phone" in page and "dispatched → delivered" in page
     assert "No further moves from delivered" in page
 
 

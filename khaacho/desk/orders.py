@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -133,6 +134,18 @@ def order_view(order_id: int) -> OrderView | None:
         select(OpsAction).options(selectinload(OpsAction.user))
         .where(OpsAction.order_id == order.id).order_by(OpsAction.created_at, OpsAction.id)))
     return OrderView(order, shop, _conversation(order), actions)
+
+
+def action_text(action: OpsAction) -> str:
+    """An ops action's detail for people: ``pending → confirmed · van 2`` rather than its JSON."""
+    try:
+        detail = json.loads(action.detail or "{}")
+    except ValueError:
+        return action.detail or ""
+    if not isinstance(detail, dict) or "to" not in detail:
+        return action.detail or ""
+    text = f"{detail.get('from', '?')} → {detail['to']}"
+    return f"{text} · {detail['note']}" if detail.get("note") else text
 
 
 def map_link(shop: Shop | None) -> str | None:

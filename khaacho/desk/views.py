@@ -83,7 +83,8 @@ def _order_page(order_id: int, status: int = 200) -> ResponseReturnValue:
         abort(404)
     moves = [s for s in lifecycle.targets(view.order.status) if s in DESK_STATUSES]
     return render_template("order.html", view=view, order=view.order, moves=moves,
-                           map_link=orders.map_link(view.shop), now=datetime.now(UTC)), status
+                           map_link=orders.map_link(view.shop), action_text=orders.action_text,
+                           now=datetime.now(UTC)), status
 
 
 @bp.post(f"/dashboard/orders/{ORDER_ID}/status")
