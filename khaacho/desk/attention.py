@@ -22,7 +22,7 @@ from khaacho.processing import kinds
 from khaacho.processing.ordering import read_lines
 
 LIMIT = 50
-MAX_UNMATCHED_LINES = 2000
+MAX_UNMATCHED_LINES = 500  # the newest; each is parsed again to find its words
 ALIAS_ACTION = "alias"
 MAX_ALIAS = 100
 CENT = Decimal("0.01")

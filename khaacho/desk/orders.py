@@ -101,11 +101,11 @@ def _instant(moment: datetime) -> float:
 def _conversation(order: Order) -> list[Entry]:
     """The sender's messages from the one that started the order until the shop's next order, and replies."""
     start = order.message
+    same_shop = (Order.shop_id == order.shop_id) if order.shop_id is not None else (
+        Order.phone_number == order.phone_number)
     upto = db.session.scalar(
         select(Order.created_at)
-        .join(WebhookMessage, WebhookMessage.id == Order.webhook_message_id)
-        .where(WebhookMessage.sender_id == start.sender_id,
-               tuple_(Order.created_at, Order.id) > tuple_(order.created_at, order.id))
+        .where(same_shop, tuple_(Order.created_at, Order.id) > tuple_(order.created_at, order.id))
         .order_by(Order.created_at, Order.id).limit(1))
     query = select(WebhookMessage).where(WebhookMessage.sender_id == start.sender_id,
                                          WebhookMessage.created_at >= start.created_at)
