@@ -12,7 +12,7 @@ from flask import current_app
 from huey import crontab
 
 from khaacho.ops import alerts, release, rollup, switches
-from khaacho.processing import cleanup, sweep, worker
+from khaacho.processing import cleanup, expiry, sweep, worker
 from khaacho.queue import app_periodic_task, app_task
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,12 @@ def operations_minute() -> None:
     """Every minute: fold the audit log into the request totals, take the counts, evaluate the alerts."""
     rollup.roll_up()
     alerts.evaluate()
+
+
+@app_periodic_task(crontab(minute="*/5"))
+def expire_pending_orders() -> None:
+    """Every 5 minutes: pending orders unconfirmed for ORDER_CONFIRM_HOURS expire; the shop is told once."""
+    expiry.expire_pending()
 
 
 @app_periodic_task(crontab(minute="0", hour="3", day_of_week="1"))

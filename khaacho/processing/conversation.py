@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from khaacho.events import InboundMessage
 from khaacho.extensions import db
 from khaacho.models import (
+    CLARIFICATION,
     HELP,
     PRICE,
     STATUS_UPDATE,
@@ -48,6 +49,7 @@ class Turn:
     customer: str
     shop_id: int | None
     language: str
+    retry: bool = False  # an earlier attempt ran: what it committed must be found, not made again
 
 
 def _order(order_id: int, shop_id: int | None):
@@ -163,6 +165,10 @@ def on_text(turn: Turn, event: InboundMessage) -> Reply | str:
     lines = ordering.read_lines(text, active_catalog())
     if not lines:
         return Reply(HELP, dialogue.HELP if turn.language == dialogue.NE else compose.help_text())
+    if turn.retry:
+        made = db.session.scalar(select(Order.id).where(Order.webhook_message_id == turn.message_id))
+        if made is not None:
+            return prompt(made, turn.provider)
     target = _amendable(turn, event, pending)
     if target is not None:
         left_out = ordering.amend(target, lines, turn.message_id)

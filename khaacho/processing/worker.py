@@ -226,7 +226,8 @@ def _compose(job: Claim, event: InboundMessage, reply: str, shop_id: int | None)
     if reply == kinds.MEDIA_ACK:
         return Reply(ACKNOWLEDGEMENT, compose.media_received(kinds.MEDIA_NAMES[event.message_type]))
     shops.lock(shop_id)
-    turn = conversation.Turn(job.id, job.source, job.customer, shop_id, dialogue.language_of(event.text))
+    turn = conversation.Turn(job.id, job.source, job.customer, shop_id, dialogue.language_of(event.text),
+                             retry=not job.first_try)
     return kinds.CONVERSATION[reply](turn, event)
 
 
