@@ -7,25 +7,24 @@ the waiting (``pending``) orders' lines that say it are read again, once, with t
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, select, update
 
 from khaacho.extensions import db
 from khaacho.models import MessageStatus, OpsAction, Order, OrderItem, OrderStatus, Product, WebhookMessage
 from khaacho.orders.catalog import active_catalog
-from khaacho.orders.matcher import match_key
+from khaacho.orders.matcher import Catalog, match_key
 from khaacho.orders.parser import parse_order
-from khaacho.processing import kinds
+from khaacho.processing import kinds, ordering
 from khaacho.processing.ordering import read_lines
 
 LIMIT = 50
-MAX_UNMATCHED_LINES = 500  # the newest; each is parsed again to find its words
+# Waiting orders are read again from their messages: the newest ones (pending orders expire anyway).
+MAX_WAITING_ORDERS = 40
 ALIAS_ACTION = "alias"
 MAX_ALIAS = 100
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -56,21 +55,78 @@ def product_words(raw_text: str) -> str:
     return (parsed[0].name if parsed and parsed[0].name else raw_text).strip()[:MAX_ALIAS]
 
 
+def words_key(words: str) -> str:
+    """What groups unmatched words: their phonetic match key (``Xyz  masala`` and ``xyz masaala`` are one)."""
+    return match_key(words) or words.strip().lower()
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a waiting order's message that no product matched: kept (``item_id``) or left out."""
+
+    order_id: int
+    message_id: int
+    text: str
+    item_id: int | None
+
+
+def _waiting_lines() -> list[Line]:
+    """The unmatched lines of the newest waiting orders, read again from their messages.
+
+    A line that fits no product well is left out of the order (and only answered to the shop), so
+    the messages are read again; a line still waiting for the shop's pick is a stored item.
+    """
+    orders = {row.id: row.webhook_message_id for row in db.session.execute(
+        select(Order.id, Order.webhook_message_id).where(Order.status == OrderStatus.PENDING)
+        .order_by(Order.created_at.desc(), Order.id.desc()).limit(MAX_WAITING_ORDERS))}
+    if not orders:
+        return []
+    pairs = {(order_id, message_id) for order_id, message_id in orders.items()}
+    open_items: dict[tuple[int, int, str], int] = {}
+    for row in db.session.execute(
+            select(OrderItem.id, OrderItem.order_id, OrderItem.webhook_message_id, OrderItem.raw_text,
+                   OrderItem.product_id).where(OrderItem.order_id.in_(orders))):
+        message_id = row.webhook_message_id or orders[row.order_id]
+        pairs.add((row.order_id, message_id))
+        if row.product_id is None:
+            open_items[(row.order_id, message_id, row.raw_text)] = row.id
+    texts = {row.id: row.message_text for row in db.session.execute(
+        select(WebhookMessage.id, WebhookMessage.message_text)
+        .where(WebhookMessage.id.in_({message_id for _, message_id in pairs})))}
+    catalog = active_catalog()
+    lines = []
+    for order_id, message_id in sorted(pairs, reverse=True):
+        for line in read_lines(texts.get(message_id), catalog):
+            if line.product_id is None:
+                item_id = open_items.pop((order_id, message_id, line.text), None)
+                lines.append(Line(order_id, message_id, line.text, item_id))
+    lines += [Line(order_id, message_id, text, item_id)
+              for (order_id, message_id, text), item_id in open_items.items()]
+    return lines
+
+
 @dataclass
 class Unmatched:
     """Waiting lines that say the same unmatched words, and the messages they came from."""
 
     words: str
     key: str
-    item_ids: list[int] = field(default_factory=list)
-    order_ids: set[int] = field(default_factory=set)
-    message_ids: set[int] = field(default_factory=set)
-    examples: list[str] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
 
+    @property
+    def order_ids(self) -> set[int]:
+        """The waiting orders these lines belong to."""
+        return {line.order_id for line in self.lines}
 
-def words_key(words: str) -> str:
-    """What groups unmatched words: their phonetic match key (``Xyz  masala`` and ``xyz masaala`` are one)."""
-    return match_key(words) or words.strip().lower()
+    @property
+    def message_ids(self) -> set[int]:
+        """The messages these lines were written in."""
+        return {line.message_id for line in self.lines}
+
+    @property
+    def examples(self) -> list[str]:
+        """Up to three of the lines as written."""
+        return list(dict.fromkeys(line.text for line in self.lines))[:3]
 
 
 def unmatched(words: str | None = None) -> list[Unmatched]:
@@ -79,25 +135,13 @@ def unmatched(words: str | None = None) -> list[Unmatched]:
     With ``words``, only the group those words belong to.
     """
     key = words_key(words) if words is not None else None
-    rows = db.session.execute(
-        select(OrderItem.id, OrderItem.raw_text, OrderItem.order_id,
-               OrderItem.webhook_message_id, Order.webhook_message_id.label("order_message_id"))
-        .join(Order, Order.id == OrderItem.order_id)
-        .where(OrderItem.product_id.is_(None), Order.status == OrderStatus.PENDING)
-        .order_by(OrderItem.id.desc()).limit(MAX_UNMATCHED_LINES))
-    groups: OrderedDict[str, Unmatched] = OrderedDict()
-    for row in rows:
-        written = product_words(row.raw_text)
-        row_key = words_key(written)
-        if key is not None and row_key != key:
-            continue
-        group = groups.setdefault(row_key, Unmatched(written, row_key))
-        group.item_ids.append(row.id)
-        group.order_ids.add(row.order_id)
-        group.message_ids.add(row.webhook_message_id or row.order_message_id)
-        if len(group.examples) < 3 and row.raw_text not in group.examples:
-            group.examples.append(row.raw_text)
-    return sorted(groups.values(), key=lambda g: -len(g.item_ids))
+    groups: dict[str, Unmatched] = {}
+    for line in _waiting_lines():
+        written = product_words(line.text)
+        line_key = words_key(written)
+        if key is None or line_key == key:
+            groups.setdefault(line_key, Unmatched(written, line_key)).lines.append(line)
+    return sorted(groups.values(), key=lambda g: -len(g.lines))
 
 
 def expired_clarifications() -> list[Order]:
@@ -130,23 +174,33 @@ def _add_alias(product: Product, words: str) -> None:
         product.aliases = "|".join([*aliases, words])
 
 
-def _retotal(order_ids: set[int]) -> None:
-    """Recompute the totals of re-read orders; each re-read is an amendment (``version`` + 1)."""
-    for order_id in order_ids:
-        items = db.session.execute(select(OrderItem.quantity, OrderItem.unit_price).where(
-            OrderItem.order_id == order_id, OrderItem.product_id.is_not(None),
-            OrderItem.unit_price.is_not(None)))
-        total = sum(((q * p).quantize(CENT) for q, p in items), Decimal("0"))
-        db.session.execute(update(Order).where(Order.id == order_id)
-                           .values(total=total, version=Order.version + 1)
-                           .execution_options(synchronize_session=False))
+def _reread(line: Line, catalog: Catalog) -> bool:
+    """Read one waiting line again into its order (still pending); whether it now has its product."""
+    found = read_lines(line.text, catalog)
+    if len(found) != 1 or found[0].product_id is None or found[0].unit_price is None:
+        return False
+    still_waiting = db.session.scalar(select(Order.id).where(
+        Order.id == line.order_id, Order.status == OrderStatus.PENDING).with_for_update())
+    if still_waiting is None:
+        return False
+    if line.item_id is None:
+        return not ordering.amend(line.order_id, found, line.message_id)
+    match = found[0]
+    changed = db.session.execute(
+        update(OrderItem).where(OrderItem.id == line.item_id, OrderItem.product_id.is_(None))
+        .values(product_id=match.product_id, unit=match.unit, unit_price=match.unit_price,
+                quantity=Decimal(str(round(match.quantity, 3))), candidates=None)
+        .execution_options(synchronize_session=False)).rowcount
+    if changed:
+        ordering.refresh(line.order_id, amended=True)
+    return bool(changed)
 
 
 def learn_alias(words: str, product_id: int, user_id: int | None) -> Learned | None:
     """Add the unmatched words as an alias of the product, then re-read the waiting lines that say them.
 
-    A line is re-read by a conditional update on ``product_id IS NULL``, so a second mapping (or two
-    admins at once) re-reads nothing twice. None when the product does not exist.
+    The lines are found before the alias exists; once it does they match, so a second mapping
+    (or a second admin) finds none and re-reads nothing. None when the product does not exist.
     """
     product = db.session.get(Product, product_id)
     if product is None or not product.active:
@@ -156,30 +210,10 @@ def learn_alias(words: str, product_id: int, user_id: int | None) -> Learned | N
     _add_alias(product, words)
     db.session.commit()
     catalog = active_catalog()
-    read = 0
-    orders: set[int] = set()
-    messages: set[int] = set()
-    item_ids = [item_id for group in groups for item_id in group.item_ids]
-    for item in db.session.execute(
-            select(OrderItem.id, OrderItem.raw_text, OrderItem.order_id,
-                   func.coalesce(OrderItem.webhook_message_id, Order.webhook_message_id).label("message_id"))
-            .join(Order, Order.id == OrderItem.order_id).where(OrderItem.id.in_(item_ids))):
-        lines = read_lines(item.raw_text, catalog)
-        if len(lines) != 1 or lines[0].product_id is None:
-            continue
-        line = lines[0]
-        changed = db.session.execute(
-            update(OrderItem).where(OrderItem.id == item.id, OrderItem.product_id.is_(None))
-            .values(product_id=line.product_id, unit=line.unit, unit_price=line.unit_price,
-                    quantity=Decimal(str(round(line.quantity, 3))), candidates=None)
-            .execution_options(synchronize_session=False)).rowcount
-        if changed:
-            read += 1
-            orders.add(item.order_id)
-            messages.add(item.message_id)
-    _retotal(orders)
-    detail = {"words": words, "product": product.sku, "lines": read, "orders": sorted(orders)}
+    read = [line for group in groups for line in group.lines if _reread(line, catalog)]
+    orders = sorted({line.order_id for line in read})
+    detail = {"words": words, "product": product.sku, "lines": len(read), "orders": orders}
     db.session.add(OpsAction(user_id=user_id, action=ALIAS_ACTION,
                              detail=json.dumps(detail, ensure_ascii=False)))
     db.session.commit()
-    return Learned(product, words, read, len(orders), len(messages))
+    return Learned(product, words, len(read), len(orders), len({line.message_id for line in read}))
