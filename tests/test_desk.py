@@ -11,6 +11,7 @@ from sqlalchemy import select
 from khaacho.desk.orders import PER_PAGE
 from khaacho.extensions import db
 from khaacho.models import OpsAction, Order, OutboundMessage
+from khaacho.orders import lifecycle
 from tests.desk_support import add_order, add_shop, order_status, signed_in
 from tests.processing_support import META_PATH, add_message, meta_ok, provider_requests
 from tests.test_auth import csrf_from, page_token
@@ -164,6 +165,32 @@ def test_admin_moves_an_order_to_delivery_and_the_shop_is_told_once_per_move(sho
     assert page.count("status_update") == 3
     assert "pending → confirmed · on the phone" in page and "dispatched → delivered" in page
     assert "No further moves from delivered" in page
+
+
+OPS_MOVES = sorted((str(old), str(new)) for (old, new), actors in lifecycle.TRANSITIONS.items()
+                   if lifecycle.OPS in actors)
+
+
+def test_the_desk_offers_every_move_ops_may_make():
+    assert sorted([("pending", "confirmed"), ("pending", "cancelled"), ("confirmed", "dispatched"),
+                                ("confirmed", "cancelled"), ("dispatched", "delivered"),
+                                ("dispatched", "cancelled")]) == OPS_MOVES
+
+
+@pytest.mark.parametrize(("start", "target"), OPS_MOVES)
+def test_every_ops_move_is_made_recorded_and_told_once(shop, httpserver, start, target):
+    meta_ok(httpserver)
+    order = add_order(shop, add_shop(shop), status=start)
+    admin = signed_in(shop, "admin")
+    page = admin.get(f"/dashboard/orders/{order}").get_data(as_text=True)
+    assert f'name="status" value="{target}"' in page
+    assert _move(admin, order, target).status_code == 302
+    assert order_status(shop, order) == target
+    (notice,) = _notices(shop, order)
+    assert notice.status == "sent" and notice.body
+    with shop.app_context():
+        (action,) = db.session.scalars(select(OpsAction).where(OpsAction.order_id == order))
+        assert json.loads(action.detail) == {"from": start, "to": target}
 
 
 def test_setting_a_status_twice_is_409_and_the_shop_is_told_once(shop, httpserver):
