@@ -29,6 +29,8 @@ def process_message(message_id: int) -> None:
     if outcome.retry_in is not None:
         # Scheduled in the queue; should the queue lose it, the sweep finds the overdue retry.
         process_message.schedule(args=(message_id,), delay=outcome.retry_in)
+    if outcome.successor is not None:
+        process_message(outcome.successor)
 
 
 def enqueue_messages(message_ids: Iterable[int]) -> int:

@@ -32,7 +32,7 @@ class Sent:
 
 
 class Chat:
-    """One shop on one provider; ``say``, ``tap`` and friends post signed webhooks, ``replies`` what came back."""
+    """One shop on one provider: ``say``, ``tap``… post signed webhooks; ``replies`` is what came back."""
 
     def __init__(self, app, httpserver, source: str = "whatsapp") -> None:
         self.app, self.source = app, source
@@ -56,7 +56,8 @@ class Chat:
         body = (message.get("text") or {}).get("body") or (interactive.get("body") or {}).get("text") or ""
         sent = Sent("whatsapp", body, [b["reply"]["id"] for b in action.get("buttons", [])],
                     [(r["id"], r["title"]) for s in action.get("sections", []) for r in s["rows"]], message)
-        return Response(json.dumps({"messages": [{"id": self._record(sent)}]}), content_type="application/json")
+        return Response(json.dumps({"messages": [{"id": self._record(sent)}]}),
+                        content_type="application/json")
 
     def _twilio(self, request) -> Response:
         form = request.form.to_dict()

@@ -1,16 +1,21 @@
-"""The order as a conversation, on both backends: every step a signed webhook, every reply a real HTTP call."""
+"""The order as a conversation on both backends: each step a signed webhook, each reply a real HTTP call."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import update
 
+from khaacho.dashboard.cli import answered
+from khaacho.dashboard.simulate import TrafficBuilder
 from khaacho.extensions import db
-from khaacho.models import Order, Product
+from khaacho.models import Order, Product, utcnow
+from khaacho.processing import worker
+from tests.conftest import SECRETS
 from tests.conversation_support import Chat
-from tests.processing_support import ORDER_TEXT
+from tests.processing_support import ORDER_TEXT, add_message
 
 WAI_WAI = "2 packet wai wai pani"
 
@@ -137,7 +142,8 @@ def test_a_line_that_fits_several_products_is_asked_and_the_pick_resolves_it(sho
     assert question.rows[-1][1] == "None of these" and len(question.rows) <= 10
 
     chat.tap(prompt_confirm := f"order:{chat.orders()[0][0]}:v1:confirm")  # confirming now only asks again
-    assert 'which one do you mean by "5 kg dal"' in chat.replies()[0].body and chat.orders()[0][1] == "pending"
+    assert 'which one do you mean by "5 kg dal"' in chat.replies()[0].body
+    assert chat.orders()[0][1] == "pending"
     chat.pick(row, "Mung Dal")
     [confirmation] = chat.replies()
     assert "Mung Dal: 5 kg" in confirmation.body and confirmation.buttons[0] == prompt_confirm
@@ -198,3 +204,43 @@ def test_a_devanagari_order_is_answered_in_devanagari(shop, httpserver):
     assert titles == ["Confirm / पक्का", "Change / बदल्ने", "Cancel / रद्द"]
     chat.tap(prompt.buttons[0])
     assert "पक्का भयो" in chat.replies()[0].body
+
+
+def test_a_shops_messages_take_effect_in_the_order_it_sent_them(shop, httpserver):
+    """ "2 kg chini" then "cancel", delivered the other way round: the cancel waits for the order."""
+    chat = Chat(shop, httpserver, "twilio")
+    sent_at = utcnow() - timedelta(seconds=5)
+    relayed = {"source": "twilio", "relayed_at": sent_at}
+    cancel = add_message(shop, "cancel", message_timestamp=sent_at + timedelta(seconds=1), **relayed)
+    order = add_message(shop, "2 kg chini", message_timestamp=sent_at, **relayed)
+    other = add_message(shop, "3 kg chini", phone="+9779851111111",
+                        message_timestamp=sent_at + timedelta(seconds=2), **relayed)
+
+    with shop.app_context():
+        waiting = worker.process(cancel)
+        elsewhere = worker.process(other)  # another shop never waits for this one
+        first = worker.process(order)
+        then = worker.process(cancel)
+    assert (waiting.status, waiting.retry_in is not None) == ("waiting", True)
+    assert elsewhere.status == "completed"
+    assert (first.status, first.successor) == ("completed", cancel)  # queued at once, not after its retry
+    assert then.status == "completed"
+    assert [o[1] for o in chat.orders()] == ["pending", "cancelled"]  # the other shop's, then this one's
+    assert "cancelled" in chat.replies()[-1].body
+
+
+def test_simulate_plays_whole_conversations_against_the_instance(shop, httpserver):
+    """``make simulate``'s traffic answers what the instance asked: taps, picks, typed answers."""
+    chat = Chat(shop, httpserver)  # the loopback provider
+    client = shop.test_client()
+    with shop.app_context():
+        builder = TrafficBuilder("http://localhost", SECRETS["WHATSAPP_APP_SECRET"],
+                                 SECRETS["TWILIO_AUTH_TOKEN"], SECRETS["TWILIO_WHATSAPP_NUMBER"], seed=11,
+                                 lookup=answered)
+        for kind in ["order", "twilio"] * 15:
+            delivery = builder.build(kind)
+            assert client.post(delivery.path, data=delivery.body, headers=delivery.headers).status_code == 200
+    steps = [d for d in builder.sent if d.kind == "conversation"]
+    assert len(steps) >= 10
+    statuses = {status for _, status, _, _ in chat.orders()}
+    assert "confirmed" in statuses and chat.sent

@@ -1,4 +1,4 @@
-"""Order notices (expiry now, the desk's status changes later): once per order and status, and the 24-hour window."""
+"""Order notices (expiry, the desk's status changes): once per order and status; the 24-hour window."""
 
 from __future__ import annotations
 

@@ -51,7 +51,8 @@ def test_meta_order_is_priced_from_the_catalog_and_confirmed_once(shop, httpserv
     assert sent["context"] == {"message_id": message.message_id}
     assert order.status == "pending" and order.version == 1
     buttons = sent["interactive"]["action"]["buttons"]
-    assert [b["reply"]["id"] for b in buttons] == [f"order:{order.id}:v1:{a}" for a in ("confirm", "change", "cancel")]
+    assert [b["reply"]["id"] for b in buttons] == [f"order:{order.id}:v1:{action}"
+                                                   for action in ("confirm", "change", "cancel")]
     assert [b["reply"]["title"].split(" ")[0] for b in buttons] == ["Confirm", "Change", "Cancel"]
     body = sent["interactive"]["body"]["text"]
     assert body == reply.body and reply.kind == "confirmation" and reply.order_id == order.id
@@ -116,7 +117,8 @@ def test_a_message_of_only_unclear_lines_waits_pending_for_the_choice(sqlite_sho
 
     _, order, reply = load(sqlite_shop, message_id)
     assert order.status == "pending" and order.total == 0 and order.items[0].product_id is None
-    assert 'which one do you mean by "oil 5 litre"' in reply.body and "1. Mustard Oil (NPR 330.00 / litre)" in reply.body
+    assert 'which one do you mean by "oil 5 litre"' in reply.body
+    assert "1. Mustard Oil (NPR 330.00 / litre)" in reply.body
     assert "0. None of these" in reply.body
 
 

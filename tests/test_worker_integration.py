@@ -41,6 +41,7 @@ class Provider:
 
     def __init__(self, httpserver) -> None:
         self.replies: list[tuple[str, str, str]] = []  # (provider, recipient, body)
+        self.buttons: dict[str, list[str]] = {}  # the reply button ids last sent to each recipient (Meta)
         self.refused = 0
         self.down = False
         self.delay = 0.0
@@ -62,7 +63,14 @@ class Provider:
 
     def _meta(self, request) -> Response:
         data = request.get_json()
-        answer = self._answer("whatsapp", data.get("to") or data.get("recipient"), data["text"]["body"])
+        recipient = data.get("to") or data.get("recipient")
+        if data["type"] == "interactive":
+            interactive = data["interactive"]
+            body = interactive["body"]["text"]
+            self.buttons[recipient] = [b["reply"]["id"] for b in interactive["action"].get("buttons", [])]
+        else:
+            body = data["text"]["body"]
+        answer = self._answer("whatsapp", recipient, body)
         return answer or Response(json.dumps({"error": {"code": 131000, "message": "Something went wrong"}}),
                                   status=500, content_type="application/json")
 
@@ -295,16 +303,17 @@ def test_every_message_kind_of_both_providers_is_settled_by_the_consumer(stack, 
     """Every kind fixture through gunicorn and a real consumer: final status per kind, one reply each."""
     base = processes.gunicorn(stack.env, workers=1)
     consumer = processes.consumer(stack.env)
-    # Media from one shop is acknowledged once in 10 minutes: each media kind comes from a shop of its own.
-    def sender(expected: tuple, i: int) -> str | None:
-        return f"9779810{i:06d}" if expected[1] == "needs_attention" else None
+    # Media from one shop is acknowledged once in 10 minutes, and an edit or deletion would change the
+    # order the shop's text made: each of those comes from a shop of its own.
+    def sender(name: str, expected: tuple, i: int) -> str | None:
+        return f"9779810{i:06d}" if expected[1] == "needs_attention" or name in ("edit", "revoke") else None
 
     for i, (name, expected) in enumerate(META_EXPECTED.items()):
-        phone = sender(expected, i)
+        phone = sender(name, expected, i)
         body, headers = signed_meta(meta_kind(name, **({"from": phone} if phone else {})))
         assert requests.post(base + META_PATH, data=body, headers=headers, timeout=10).status_code == 200
     for i, (name, expected) in enumerate(TWILIO_EXPECTED.items(), start=100):
-        phone = sender(expected, i)
+        phone = sender(name, expected, i)
         form = twilio_kind(name, MessageSid=f"SMI{name}", **({"From": f"whatsapp:+{phone}"} if phone else {}))
         url = base + TWILIO_PATH
         assert requests.post(url, data=form, headers=signed_twilio(url, form), timeout=10).status_code == 200

@@ -9,10 +9,13 @@ import click
 import requests
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from sqlalchemy import select
 
 from khaacho import stats
 from khaacho.commands import webhooks
 from khaacho.dashboard.simulate import TrafficBuilder, kinds
+from khaacho.extensions import db
+from khaacho.models import OutboundMessage, WebhookMessage
 
 SECTIONS = (
     ("processing", "Processing by status"),
@@ -61,6 +64,17 @@ def stats_command(hours: int, source: str) -> None:
         click.echo(format_table(data[key]))
 
 
+def answered(source: str, message_id: str) -> tuple[str, str, dict | None] | None:
+    """What the instance answered one of the simulated messages: kind, text and buttons or list."""
+    row = db.session.execute(
+        select(OutboundMessage.kind, OutboundMessage.body, OutboundMessage.payload)
+        .join(WebhookMessage, WebhookMessage.id == OutboundMessage.webhook_message_id)
+        .where(WebhookMessage.message_id == message_id, WebhookMessage.webhook_source == source)
+    ).one_or_none()
+    db.session.rollback()  # the next look sees what the instance has written since
+    return None if row is None else (row.kind, row.body, row.payload)
+
+
 @click.command("simulate")
 @with_appcontext
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True,
@@ -73,7 +87,9 @@ def stats_command(hours: int, source: str) -> None:
 def simulate_command(url: str, count: int, rate: float, seed: int | None) -> None:
     """Post realistic signed webhooks to a running instance so the dashboard comes alive.
 
-    Orders in English, romanized Nepali and Devanagari from several shops, every other kind of
+    Orders in English, romanized Nepali and Devanagari from several shops, played as conversations
+    (the shop taps Confirm, Change or Cancel, picks from a list, types 1/2/3, follows up, asks a
+    price, repeats its last order) as the instance answers them, every other kind of
     message (carts, locations, photos, voice notes, taps, edits, deletions, reactions, stickers,
     group and system messages, messages with errors), redeliveries (duplicates), a burst from
     one shop, a forged signature, Twilio messages and status callbacks, signed with
@@ -87,7 +103,8 @@ def simulate_command(url: str, count: int, rate: float, seed: int | None) -> Non
     if not config["TWILIO_AUTH_TOKEN"]:
         click.echo("TWILIO_AUTH_TOKEN is not set: sending Meta traffic only")
     builder = TrafficBuilder(url, config["WHATSAPP_APP_SECRETS"][0], config["TWILIO_AUTH_TOKEN"],
-                             config["TWILIO_WHATSAPP_NUMBER"] or "whatsapp:+14155238886", seed)
+                             config["TWILIO_WHATSAPP_NUMBER"] or "whatsapp:+14155238886", seed,
+                             lookup=answered)
     results: Counter[tuple[str, int]] = Counter()
     started = time.monotonic()
     with requests.Session() as session:

@@ -1,4 +1,9 @@
-"""Demo traffic: realistic, correctly signed Meta and Twilio webhooks for a running instance."""
+"""Demo traffic: realistic, correctly signed Meta and Twilio webhooks for a running instance.
+
+Given a ``lookup`` of what the instance answered (``flask webhooks simulate`` reads its
+database), orders become whole conversations: the shop taps Confirm, Change or Cancel, picks a
+row of a clarification list, types ``1``/``3`` or a number on Twilio, or sends a follow-up.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -28,7 +34,14 @@ ORDERS = (
     "चामल २५ केजी",
     "चिनी ५ केजी र दाल २ केजी",
     "namaste, aaja pasal kati baje khulcha?",
+    "chini ko rate?",
+    "pahile jastai",
 )
+FOLLOW_UPS = ("2 packet wai wai pani", "chini 20 kg", "1 litre tori tel")
+# What the instance answered a message (provider, message id): the reply's kind, text and buttons
+# or list; None while it has not answered yet.
+Lookup = Callable[[str, str], tuple[str, str, dict | None] | None]
+ASKING = ("confirmation", "clarification")  # reply kinds that wait for the shop's answer
 SHOPS = (
     ("9779841234567", "Hari Kirana Pasal"),
     ("9779857654321", "Sita General Store"),
@@ -148,7 +161,10 @@ class TrafficBuilder:
     """Builds each kind of request, signed with the instance's own secrets."""
 
     def __init__(self, base_url: str, meta_secret: str, twilio_token: str | None,
-                 twilio_number: str, seed: int | None = None) -> None:
+                 twilio_number: str, seed: int | None = None, lookup: Lookup | None = None) -> None:
+        self.lookup = lookup
+        # Conversations under way: (provider, shop, id of the shop's last message).
+        self.talking: list[tuple[str, tuple[str, str], str]] = []
         self.kind_index = 0
         self.last_order_id: str | None = None  # what edits, deletes, taps and reactions refer to
         self.base_url = base_url.rstrip("/")
@@ -192,10 +208,52 @@ class TrafficBuilder:
         return delivery
 
     def _order(self) -> Delivery:
+        step = self._next_step("whatsapp")
+        if step is not None:
+            return step
         shop, text = self.rng.choice(SHOPS), self.rng.choice(ORDERS)
         self.last_order_id = _wamid()
+        self.talking.append(("whatsapp", shop, self.last_order_id))
         body = _meta_message(shop, text, self.last_order_id)
         return self._signed_meta("order", body, f"+{shop[0]}: {text!r}")
+
+    def _next_step(self, provider: str) -> Delivery | None:
+        """The shop's answer to what the instance last asked it, when it has asked something."""
+        if self.lookup is None:
+            return None
+        for source, shop, message_id in list(self.talking):
+            answer = self.lookup(source, message_id) if source == provider else None
+            if answer is None:
+                continue
+            self.talking.remove((source, shop, message_id))
+            kind, body, payload = answer
+            if kind in ASKING:
+                return self._answer(provider, shop, body, payload or {})
+        return None
+
+    def _answer(self, provider: str, shop: tuple[str, str], body: str, payload: dict) -> Delivery:
+        """Tap a button or a list row (Meta), type an answer (Twilio), or follow up with more items."""
+        roll = self.rng.random()
+        if provider == "twilio":
+            typed = "0" if "0. " in body else self.rng.choice(["1", "1", "1", "3", "2"])
+            text = self.rng.choice(FOLLOW_UPS) if roll < 0.2 else typed
+            return self._twilio_step(shop, text)
+        message_id = _wamid()
+        if "list" in payload:
+            row_id, title, _ = self.rng.choice(payload["list"]["rows"])
+            message = {"type": "interactive", "interactive": {
+                "type": "list_reply", "list_reply": {"id": row_id, "title": title}}}
+        elif "buttons" in payload and roll >= 0.2:
+            button_id, title = self.rng.choices(payload["buttons"], weights=(6, 1, 1))[0]
+            message = {"type": "interactive", "interactive": {
+                "type": "button_reply", "button_reply": {"id": button_id, "title": title}}}
+        else:
+            message = {"type": "text", "text": {"body": self.rng.choice(FOLLOW_UPS)}}
+        self.talking.append(("whatsapp", shop, message_id))
+        value = {"contacts": [{"profile": {"name": shop[1]}, "wa_id": shop[0]}], "messages": [
+            {"from": shop[0], "id": message_id, "timestamp": str(int(time.time())), **message}]}
+        what = message.get("interactive", {}).get("type") or "follow-up"
+        return self._signed_meta("conversation", _meta_body(value), f"+{shop[0]}: {what}")
 
     def _burst(self) -> Delivery:
         text = self.rng.choice(ORDERS)
@@ -214,15 +272,21 @@ class TrafficBuilder:
         return self._signed_meta("meta_status", body, f"delivered to +{shop[0]}")
 
     def _twilio(self) -> Delivery:
-        (phone, name), text = self.rng.choice(SHOPS), self.rng.choice(ORDERS)
-        sid = "SM" + uuid.uuid4().hex
+        step = self._next_step("twilio")
+        if step is not None:
+            return step
+        return self._twilio_step(self.rng.choice(SHOPS), self.rng.choice(ORDERS), kind="twilio")
+
+    def _twilio_step(self, shop: tuple[str, str], text: str, kind: str = "conversation") -> Delivery:
+        (phone, name), sid = shop, "SM" + uuid.uuid4().hex
+        self.talking.append(("twilio", shop, sid))
         params = {
             "MessageSid": sid, "SmsMessageSid": sid, "SmsSid": sid,
             "AccountSid": "AC" + "0" * 32, "From": f"whatsapp:+{phone}", "To": self.twilio_number,
             "Body": text, "NumMedia": "0", "NumSegments": "1", "ProfileName": name, "WaId": phone,
             "SmsStatus": "received", "ApiVersion": "2010-04-01",
         }
-        return self._twilio_form("twilio", params, f"+{phone}: {text!r}")
+        return self._twilio_form(kind, params, f"+{phone}: {text!r}")
 
     def _twilio_status(self) -> Delivery:
         phone = self.rng.choice(SHOPS)[0]

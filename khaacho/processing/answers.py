@@ -50,11 +50,13 @@ def is_repeat(text: str | None) -> bool:
     """Whether the message asks for the last order again."""
     found = words(text)
     said = " ".join(found)
-    return any(phrase in said for phrase in REPEAT_PHRASES) or (len(found) <= 2 and bool(REPEAT_WORDS & set(found)))
+    if any(phrase in said for phrase in REPEAT_PHRASES):
+        return True
+    return len(found) <= 2 and bool(REPEAT_WORDS & set(found))
 
 
 def price_subjects(text: str | None) -> list[str] | None:
-    """The product names a price question asks about (empty: all of them); None when it is no price question."""
+    """The product names a price question asks about; None when the message is no price question."""
     found = words(text)
     if not PRICE_WORDS.intersection(found) or any(word[0].isdigit() for word in found):
         return None

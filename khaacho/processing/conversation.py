@@ -85,7 +85,7 @@ def confirm(turn: Turn, order_id: int, language: str, version: int | None = None
     """Confirm a pending order whose lines are all clear; otherwise ask about the next one."""
     if open_question(order_id) is not None:
         return prompt(order_id, turn.provider)
-    if not lifecycle.transition(order_id, OrderStatus.PENDING, OrderStatus.CONFIRMED, lifecycle.SHOP, version):
+    if not lifecycle.transition(order_id, lifecycle.PENDING, lifecycle.CONFIRMED, lifecycle.SHOP, version):
         return f"order #{order_id} was not pending at this version; not confirmed again"
     return _announce(order_id, "confirmed", language, "confirmed", total=_total(order_id))
 
@@ -269,7 +269,8 @@ def on_edit(turn: Turn, event: InboundMessage) -> Reply | str:
         return f"edit of {event.context_id}: it made no order; recorded"
     if order.status != OrderStatus.PENDING:
         return _note_for_ops(order, "edit")
-    left_out = ordering.amend(order.id, ordering.read_lines(event.text, active_catalog()), source, replace=True)
+    lines = ordering.read_lines(event.text, active_catalog())
+    left_out = ordering.amend(order.id, lines, source, replace=True)
     if ordering.item_count(order.id) == 0:
         lifecycle.transition(order.id, OrderStatus.PENDING, OrderStatus.CANCELLED, lifecycle.SHOP)
         return _announce(order.id, "cancelled", order.language, "nothing_left")

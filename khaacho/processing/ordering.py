@@ -57,7 +57,8 @@ def create_order(message_id: int, customer: str, shop_id: int | None, lines: lis
     return insert_order(message_id, customer, shop_id, items, language), left_out
 
 
-def insert_order(message_id: int, customer: str, shop_id: int | None, items: list[dict], language: str) -> int:
+def insert_order(message_id: int, customer: str, shop_id: int | None, items: list[dict],
+                 language: str) -> int:
     """Insert a pending order with these items; its id."""
     now = utcnow()
     order_id = db.session.execute(ADD_ORDER, {
@@ -121,20 +122,23 @@ def remove_lines_of(order_id: int, message_id: int) -> int:
 
 def item_count(order_id: int) -> int:
     """How many lines the order has."""
-    return db.session.scalar(select(func.count()).select_from(OrderItem).where(OrderItem.order_id == order_id))
+    return db.session.scalar(select(func.count()).select_from(OrderItem)
+                             .where(OrderItem.order_id == order_id))
 
 
 def resolve(order_id: int, item_id: int, product_id: int | None) -> bool:
-    """The shop's pick for an unresolved line (None: none of these, the line is dropped); False if not open."""
+    """The shop's pick for an open line (None: none of these, the line goes); False if it is not open."""
     item = db.session.execute(select(OrderItem.quantity, OrderItem.unit, OrderItem.candidates).where(
-        OrderItem.id == item_id, OrderItem.order_id == order_id, OrderItem.product_id.is_(None))).one_or_none()
+        OrderItem.id == item_id, OrderItem.order_id == order_id, OrderItem.product_id.is_(None))
+    ).one_or_none()
     if item is None or (product_id is not None and product_id not in (item.candidates or [])):
         return False
     if product_id is None:
         db.session.execute(delete(OrderItem).where(OrderItem.id == item_id)
                            .execution_options(synchronize_session=False))
     else:
-        product = db.session.execute(select(Product.unit, Product.price).where(Product.id == product_id)).one()
+        product = db.session.execute(select(Product.unit, Product.price)
+                                     .where(Product.id == product_id)).one()
         quantity, unit = convert(float(item.quantity), item.unit, product.unit)
         db.session.execute(update(OrderItem).where(OrderItem.id == item_id).values(
             product_id=product_id, quantity=Decimal(str(round(quantity, 3))), unit=product.unit,
@@ -143,14 +147,16 @@ def resolve(order_id: int, item_id: int, product_id: int | None) -> bool:
     return True
 
 
-def copy_order(source_id: int, message_id: int, customer: str, shop_id: int | None, language: str) -> int | None:
+def copy_order(source_id: int, message_id: int, customer: str, shop_id: int | None,
+               language: str) -> int | None:
     """A pending copy of an order at today's prices (products no longer sold are left out); its id."""
     rows = db.session.execute(
         select(OrderItem.raw_text, OrderItem.product_id, OrderItem.quantity, Product.unit, Product.price)
         .join(Product, Product.id == OrderItem.product_id)
         .where(OrderItem.order_id == source_id, Product.active.is_(True)).order_by(OrderItem.id))
-    items = [{"raw_text": row.raw_text, "product_id": row.product_id, "quantity": row.quantity, "unit": row.unit,
-              "unit_price": row.price, "webhook_message_id": message_id, "candidates": None} for row in rows]
+    items = [{"raw_text": row.raw_text, "product_id": row.product_id, "quantity": row.quantity,
+              "unit": row.unit, "unit_price": row.price, "webhook_message_id": message_id,
+              "candidates": None} for row in rows]
     return insert_order(message_id, customer, shop_id, items, language) if items else None
 
 

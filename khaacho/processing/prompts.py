@@ -104,8 +104,10 @@ def _clarification(order_id: int, version: int, language: str, question: tuple[i
         return Reply(CLARIFICATION, body, order_id=order_id)
     prefix = f"order:{order_id}:v{version}:pick:{item_id}"
     rows = [[f"{prefix}:{p.id}", dialogue.title(p.name, dialogue.ROW_TITLE),
-             dialogue.title(about, dialogue.ROW_DESCRIPTION)] for p, (_, about) in zip(choices, options, strict=True)]
-    rows.append([f"{prefix}:none", dialogue.title(dialogue.say(language, "none_of_these"), dialogue.ROW_TITLE),
+             dialogue.title(about, dialogue.ROW_DESCRIPTION)]
+            for p, (_, about) in zip(choices, options, strict=True)]
+    none = dialogue.say(language, "none_of_these")
+    rows.append([f"{prefix}:none", dialogue.title(none, dialogue.ROW_TITLE),
                  dialogue.title(dialogue.say(language, "none_about"), dialogue.ROW_DESCRIPTION)])
     listing = {"button": dialogue.title(dialogue.say(language, "choose"), dialogue.BUTTON_TITLE),
                "section": dialogue.title(text, dialogue.ROW_TITLE), "rows": rows}

@@ -49,6 +49,7 @@ class Outcome:
 
     status: str
     retry_in: float | None = None
+    successor: int | None = None  # the sender's next message, waiting for this one: queue it now
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,14 @@ def process(message_id: int) -> Outcome:
     token = request_id_var.set(job.request_id)
     try:
         if pending is None:
-            return _finish(job, decision.status, note=note, context=event.context_id)
-        return _send(job, pending, decision.status, note, event.context_id)
+            outcome = _finish(job, decision.status, note=note, context=event.context_id)
+        else:
+            outcome = _send(job, pending, decision.status, note, event.context_id)
     finally:
         request_id_var.reset(token)
+    if outcome.retry_in is None and outcome.status != "skipped":
+        return Outcome(outcome.status, successor=_next_waiting(message_id))
+    return outcome
 
 
 def _older_in_hand(message_id: int) -> bool:
@@ -174,6 +179,17 @@ def _older_in_hand(message_id: int) -> bool:
         other.sender_id == me.sender_id, other.status.in_(UNFINISHED), other.id != me.id,
         or_(theirs < mine, and_(theirs == mine, other.id < me.id)))
     return bool(db.session.scalar(select(older).where(me.id == message_id, me.status.in_(CLAIMABLE))))
+
+
+def _next_waiting(message_id: int) -> int | None:
+    """The sender's oldest queued message after this one, so it need not wait for its retry."""
+    me, other = aliased(WebhookMessage), aliased(WebhookMessage)
+    found = db.session.scalar(
+        select(other.id).join(me, and_(me.id == message_id, other.sender_id == me.sender_id))
+        .where(other.status == "queued", other.relayed_at.isnot(None), other.id != me.id)
+        .order_by(func.coalesce(other.message_timestamp, other.first_received_at), other.id).limit(1))
+    db.session.rollback()
+    return found
 
 
 def _fail_unprepared(message_id: int, reason: str) -> Outcome:
@@ -222,7 +238,8 @@ def _shop_for(job: Claim, event: InboundMessage) -> tuple[int | None, str | None
 def _compose(job: Claim, event: InboundMessage, reply: str, shop_id: int | None) -> Reply | str:
     """Act on the message (its order, taps, edits); the reply to send, or a note when there is none."""
     if reply == kinds.LOCATION_ACK:
-        return Reply(ACKNOWLEDGEMENT, compose.location_saved(event.location.label if event.location else None))
+        label = event.location.label if event.location else None
+        return Reply(ACKNOWLEDGEMENT, compose.location_saved(label))
     if reply == kinds.MEDIA_ACK:
         return Reply(ACKNOWLEDGEMENT, compose.media_received(kinds.MEDIA_NAMES[event.message_type]))
     shops.lock(shop_id)

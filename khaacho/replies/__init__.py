@@ -20,7 +20,8 @@ def send_reply(provider: str, recipient: str, body: str, reply_to: str | None = 
                callback_data: str | None = None, payload: dict | None = None) -> str:
     """Send ``body`` (with its buttons, list or template ``payload``) to ``recipient``; the provider's id."""
     if provider == "whatsapp":
-        return meta.send_text(recipient, body, reply_to=reply_to, callback_data=callback_data, payload=payload)
+        return meta.send_text(recipient, body, reply_to=reply_to, callback_data=callback_data,
+                              payload=payload)
     if provider == "twilio":
         return twilio.send_text(recipient, body, payload=payload)
     raise PermanentSendError(f"no sender for provider {provider!r}")

@@ -33,10 +33,11 @@ _TEXT = {
         "cancelled": "Order #{n} is cancelled. / Order #{n} radda gariyo.",
         "expired": "Order #{n} was not confirmed within {hours} hours, so it has expired. Send your order "
                    "again any time. / Order #{n} samaya bhitra pakka nabhayeko le radda bhayo.",
-        "change": "Order #{n}: what should we change? Send the items to add or change, e.g. \"chini 10 kg\". / "
-                  "Ke badalne? Thapne wa badalne saman pathaunus.",
+        "change": "Order #{n}: what should we change? Send the items to add or change, "
+                  "e.g. \"chini 10 kg\". / Ke badalne? Thapne wa badalne saman pathaunus.",
         "nothing_pending": "You have no order waiting for confirmation. / Pakka garna baki order chhaina.",
-        "nothing_to_cancel": "You have no order that can still be cancelled. / Radda garna milne order chhaina.",
+        "nothing_to_cancel": "You have no order that can still be cancelled. / "
+                             "Radda garna milne order chhaina.",
         "too_late": "Order #{n} is already {status} and can no longer be cancelled. / "
                     "Order #{n} pahile nai {status}, aba radda garna mildaina.",
         "nothing_left": "Nothing is left in order #{n}, so it is cancelled. / Order #{n} ma kehi baki "
@@ -75,7 +76,8 @@ _TEXT = {
     },
 }
 STATUS_WORDS = {
-    EN: {"pending": "waiting for your confirmation / pakka garna baki", "confirmed": "confirmed / pakka bhayo",
+    EN: {"pending": "waiting for your confirmation / pakka garna baki",
+         "confirmed": "confirmed / pakka bhayo",
          "cancelled": "cancelled / radda bhayo", "expired": "expired / samaya sakiyo",
          "dispatched": "on its way / pathaiyo", "delivered": "delivered / pugyo"},
     NE: {"pending": "पक्का गर्न बाँकी", "confirmed": "पक्का भयो", "cancelled": "रद्द भयो",

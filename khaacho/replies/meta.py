@@ -39,7 +39,8 @@ def content(body: str, payload: dict | None) -> dict:
                 for row_id, title, about in listing["rows"]]
         return {"type": "interactive", "interactive": {
             "type": "list", "body": {"text": body},
-            "action": {"button": listing["button"], "sections": [{"title": listing["section"], "rows": rows}]}}}
+            "action": {"button": listing["button"],
+                       "sections": [{"title": listing["section"], "rows": rows}]}}}
     if "template" in payload:
         config = current_app.config
         name = config["WHATSAPP_TEMPLATE_ORDER_UPDATE"]

@@ -133,8 +133,8 @@ def deliver(outbound_id: int) -> str:
     row = db.session.execute(select(OutboundMessage.provider, OutboundMessage.recipient, OutboundMessage.body,
                                     OutboundMessage.payload).where(OutboundMessage.id == outbound_id)).one()
     try:
-        provider_id = send_reply(row.provider, row.recipient, row.body, callback_data=f"outbound:{outbound_id}",
-                                 payload=row.payload)
+        provider_id = send_reply(row.provider, row.recipient, row.body,
+                                 callback_data=f"outbound:{outbound_id}", payload=row.payload)
     except PermanentSendError as exc:
         _set(outbound_id, ReplyStatus.SENDING, status=ReplyStatus.FAILED, last_error=str(exc)[:2000])
         log.error("notice %s not sent: %s", outbound_id, exc)

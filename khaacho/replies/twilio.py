@@ -34,9 +34,10 @@ def send_text(recipient: str, body: str, payload: dict | None = None) -> str:
     if payload and "template" in payload:
         content_sid = config["TWILIO_CONTENT_SID_ORDER_UPDATE"]
         if not content_sid:
-            raise PermanentSendError("TWILIO_CONTENT_SID_ORDER_UPDATE is not set: the notice needs a template")
+            raise PermanentSendError("TWILIO_CONTENT_SID_ORDER_UPDATE is not set: a template is needed")
         variables = {str(n): str(value) for n, value in enumerate(payload["template"]["params"], start=1)}
-        data = {"From": sender, "To": to, "ContentSid": content_sid, "ContentVariables": json.dumps(variables)}
+        data = {"From": sender, "To": to, "ContentSid": content_sid,
+                "ContentVariables": json.dumps(variables)}
     response = post(f"{config['TWILIO_API_URL']}/2010-04-01/Accounts/{sid}/Messages.json",
                     data=data, auth=(sid, token))
     if response.ok:
