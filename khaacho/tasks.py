@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 
 from flask import current_app
 from huey import crontab
@@ -14,6 +15,7 @@ from huey import crontab
 from khaacho.ops import alerts, release, rollup, switches
 from khaacho.processing import cleanup, expiry, sweep, worker
 from khaacho.queue import app_periodic_task, app_task
+from khaacho.replies import notices
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,12 @@ def operations_minute() -> None:
 
 @app_periodic_task(crontab(minute="*/5"))
 def expire_pending_orders() -> None:
-    """Every 5 minutes: pending orders unconfirmed for ORDER_CONFIRM_HOURS expire; the shop is told once."""
+    """Every 5 minutes: pending orders unconfirmed for ORDER_CONFIRM_HOURS expire; the shop is told once.
+
+    Notices whose send task was lost (Redis down, a consumer killed) are queued again.
+    """
     expiry.expire_pending()
+    notices.resend_stalled(timedelta(seconds=current_app.config["SWEEP_AFTER_SECONDS"]))
 
 
 @app_periodic_task(crontab(minute="0", hour="3", day_of_week="1"))

@@ -8,11 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from khaacho.extensions import db
+from khaacho.extensions import db, huey
 from khaacho.models import Order, OutboundMessage, Shop, utcnow
 from khaacho.processing import expiry
 from khaacho.replies import notices
+from khaacho.tasks import expire_pending_orders
 from tests.conversation_support import Chat
+from tests.intake_support import hold_tasks
 from tests.processing_support import ORDER_TEXT
 
 
@@ -118,3 +120,25 @@ def test_a_status_change_notice_inside_the_window_is_free_form_and_sent_once(sho
     assert first is not None and again is None
     [notice] = chat.replies()
     assert notice.body == f"Order #{order_id}: on its way / pathaiyo"
+
+
+def test_a_notice_whose_send_task_was_lost_goes_out_once_from_the_periodic_task(shop, httpserver,
+                                                                              monkeypatch):
+    chat = Chat(shop, httpserver)
+    chat.say(ORDER_TEXT)
+    chat.replies()
+    hold_tasks(monkeypatch)  # the send task is queued nowhere that runs: as if Redis lost it
+    with shop.app_context():
+        order_id = db.session.scalar(select(Order.id))
+        notices.order_notice(order_id, "cancelled")
+        db.session.commit()
+    assert chat.replies() == [] and _notices(shop)[0][1] == "pending"
+    with shop.app_context():
+        db.session.execute(update(OutboundMessage).values(updated_at=utcnow() - timedelta(minutes=10)))
+        db.session.commit()
+    monkeypatch.setattr(huey, "_immediate", True)
+    expire_pending_orders.call_local()
+    expire_pending_orders.call_local()
+    [notice] = chat.replies()
+    assert "is cancelled" not in notice.body and notice.body.startswith(f"Order #{order_id}: cancelled")
+    assert _notices(shop)[0][1] == "sent"

@@ -7,7 +7,7 @@ that follows it) takes effect once however many workers, taps or ops clicks race
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from khaacho.extensions import db
 from khaacho.models import Order, OrderStatus, utcnow
@@ -58,3 +58,14 @@ def transition(order_id: int, current: str, new: str, actor: str = OPS,
         update(Order).where(*conditions).values(status=str(new), updated_at=utcnow())
         .execution_options(synchronize_session=False)
     ).rowcount == 1
+
+
+def change_status(order_id: int, new: str, actor: str = OPS) -> str | None:
+    """Move the order to ``new`` from whatever it is now, if ``actor`` may (not committed).
+
+    Returns the status it left, or None when the move is not allowed or another move won the race.
+    """
+    current = db.session.scalar(select(Order.status).where(Order.id == order_id))
+    if current is None or not allowed(current, new, actor):
+        return None
+    return current if transition(order_id, current, new, actor) else None

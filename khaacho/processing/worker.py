@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from khaacho import events
@@ -173,11 +173,12 @@ def _older_in_hand(message_id: int) -> bool:
     never wait for each other.
     """
     me, other = aliased(WebhookMessage), aliased(WebhookMessage)
-    mine = func.coalesce(me.message_timestamp, me.first_received_at)
-    theirs = func.coalesce(other.message_timestamp, other.first_received_at)
+    mine, theirs = me.message_timestamp, other.message_timestamp
+    # Without both timestamps (Twilio signs none), or within the same second, arrival decides.
+    same_time = or_(mine.is_(None), theirs.is_(None), theirs == mine)
     older = exists().where(
         other.sender_id == me.sender_id, other.status.in_(UNFINISHED), other.id != me.id,
-        or_(theirs < mine, and_(theirs == mine, other.id < me.id)))
+        or_(theirs < mine, and_(same_time, other.id < me.id)))
     return bool(db.session.scalar(select(older).where(me.id == message_id, me.status.in_(CLAIMABLE))))
 
 
@@ -187,7 +188,7 @@ def _next_waiting(message_id: int) -> int | None:
     found = db.session.scalar(
         select(other.id).join(me, and_(me.id == message_id, other.sender_id == me.sender_id))
         .where(other.status == "queued", other.relayed_at.isnot(None), other.id != me.id)
-        .order_by(func.coalesce(other.message_timestamp, other.first_received_at), other.id).limit(1))
+        .order_by(other.message_timestamp, other.id).limit(1))
     db.session.rollback()
     return found
 

@@ -147,6 +147,26 @@ def deliver(outbound_id: int) -> str:
     return ReplyStatus.SENT
 
 
+def resend_stalled(after: timedelta) -> int:
+    """Queue again the notices still ``pending`` after ``after`` (their task was lost); how many.
+
+    A notice left ``sending`` that long had its worker die mid-send: it may have gone out, so it
+    is marked ``unknown`` rather than sent twice.
+    """
+    cutoff = utcnow() - after
+    notice = OutboundMessage.webhook_message_id.is_(None)
+    db.session.execute(update(OutboundMessage).where(
+        notice, OutboundMessage.status == ReplyStatus.SENDING, OutboundMessage.updated_at < cutoff)
+        .values(status=ReplyStatus.UNKNOWN, last_error="a worker stopped while sending the notice")
+        .execution_options(synchronize_session=False))
+    stalled = list(db.session.scalars(select(OutboundMessage.id).where(
+        notice, OutboundMessage.status == ReplyStatus.PENDING, OutboundMessage.updated_at < cutoff)))
+    db.session.commit()
+    for outbound_id in stalled:
+        send_notice(outbound_id)
+    return len(stalled)
+
+
 @app_task(retries=5, retry_delay=30)
 def send_notice(outbound_id: int) -> None:
     """Send one stored notice (once, whichever consumer runs it)."""
