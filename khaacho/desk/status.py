@@ -44,15 +44,14 @@ def change_status(order_id: int, new: str, note: str | None = None, user_id: int
     if order is None:
         raise NoSuchOrder(order_id)
     current = order.status
-    if new not in DESK_STATUSES or not lifecycle.allowed(current, new, lifecycle.OPS):
-        raise NotAllowed(f"order #{order_id} is {current}; it cannot become {new}")
-    if not lifecycle.transition(order_id, current, new, lifecycle.OPS):
+    old = lifecycle.change_status(order_id, new, lifecycle.OPS) if new in DESK_STATUSES else None
+    if old is None:
         db.session.rollback()
-        raise NotAllowed(f"order #{order_id} changed meanwhile; it cannot become {new}")
+        raise NotAllowed(f"order #{order_id} is {current}; it cannot become {new}")
     note = (note or "").strip()[:MAX_NOTE] or None
-    detail = {"from": current, "to": new} | ({"note": note} if note else {})
+    detail = {"from": old, "to": new} | ({"note": note} if note else {})
     db.session.add(OpsAction(user_id=user_id, action=STATUS_ACTION, order_id=order_id,
                              detail=json.dumps(detail, ensure_ascii=False)))
     order_notice(order_id, new)  # stored in this transaction, sent once it commits
     db.session.commit()
-    return Moved(order_id, current, new)
+    return Moved(order_id, old, new)
