@@ -274,7 +274,8 @@ def test_outside_the_window_without_a_template_the_notice_waits_as_needs_templat
     (notice,) = _notices(shop, order)
     assert notice.status == "needs_template"
     assert provider_requests(httpserver) == []
-    assert "needs template" in admin.get(f"/dashboard/orders/{order}").get_data(as_text=True)
+    page = admin.get(f"/dashboard/orders/{order}").get_data(as_text=True)
+    assert "needs template" in page and "the notice waits as needs_template" in page
 
 
 def test_inside_the_window_the_notice_is_free_form_text(shop, httpserver):

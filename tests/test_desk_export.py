@@ -113,7 +113,7 @@ def test_status_command_moves_the_order_tells_the_shop_and_records_the_action(sh
     runner = shop.test_cli_runner()
     result = runner.invoke(args=["orders", "status", str(order), "dispatched", "--note", "van 2"])
     assert result.exit_code == 0, result.output
-    assert "confirmed -> dispatched" in result.output
+    assert "confirmed -> dispatched; the shop is told" in result.output
     assert order_status(shop, order) == "dispatched"
     with shop.app_context():
         action = db.session.query(OpsAction).filter_by(order_id=order).one()

@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 
 from khaacho.desk import export
 from khaacho.desk.filters import BadFilter, day_range, parse_status
-from khaacho.desk.status import DESK_STATUSES, NoSuchOrder, NotAllowed, change_status
+from khaacho.desk.status import DESK_STATUSES, NoSuchOrder, NotAllowed, change_status, notice_note
 from khaacho.orders.cli import orders
 
 
@@ -28,7 +28,7 @@ def status_command(order_id: int, status: str, note: str | None) -> None:
         raise click.ClickException(f"no order #{order_id}") from None
     except NotAllowed as exc:
         raise click.ClickException(f"nothing changed: {exc}") from None
-    click.echo(f"order #{moved.order_id}: {moved.old} -> {moved.new}; the shop is told")
+    click.echo(f"order #{moved.order_id}: {moved.old} -> {moved.new}; {notice_note(moved)}")
 
 
 def _day(_ctx: click.Context, _param: click.Parameter, value: datetime | None):

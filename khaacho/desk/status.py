@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from khaacho.extensions import db
-from khaacho.models import OpsAction, Order, OrderStatus
+from khaacho.models import OpsAction, Order, OrderStatus, OutboundMessage, ReplyStatus
 from khaacho.orders import lifecycle
 from khaacho.replies.notices import order_notice
 
@@ -15,6 +17,16 @@ DESK_STATUSES = tuple(s.value for s in (OrderStatus.CONFIRMED, OrderStatus.DISPA
                                         OrderStatus.DELIVERED, OrderStatus.CANCELLED))
 STATUS_ACTION = "order_status"
 MAX_NOTE = 500
+
+
+def notice_note(moved: Moved) -> str:
+    """What became of the shop's notice, for the operator."""
+    if moved.notice == ReplyStatus.NEEDS_TEMPLATE:
+        return ("the shop is outside the 24-hour window and no template is configured: "
+                "the notice waits as needs_template")
+    if moved.notice is None:
+        return "the shop had already been told"
+    return "the shop is told"
 
 
 class NoSuchOrder(LookupError):
@@ -32,6 +44,7 @@ class Moved:
     order_id: int
     old: str
     new: str
+    notice: str | None  # the notice's status when it was stored (None: the shop had been told already)
 
 
 def change_status(order_id: int, new: str, note: str | None = None, user_id: int | None = None) -> Moved:
@@ -52,6 +65,8 @@ def change_status(order_id: int, new: str, note: str | None = None, user_id: int
     detail = {"from": old, "to": new} | ({"note": note} if note else {})
     db.session.add(OpsAction(user_id=user_id, action=STATUS_ACTION, order_id=order_id,
                              detail=json.dumps(detail, ensure_ascii=False)))
-    order_notice(order_id, new)  # stored in this transaction, sent once it commits
+    notice_id = order_notice(order_id, new)  # stored in this transaction, sent once it commits
     db.session.commit()
-    return Moved(order_id, old, new)
+    notice = None if notice_id is None else db.session.scalar(
+        select(OutboundMessage.status).where(OutboundMessage.id == notice_id))
+    return Moved(order_id, old, new, notice)

@@ -29,9 +29,9 @@ from khaacho.desk.filters import (
     parse_status,
     search_text,
 )
-from khaacho.desk.status import DESK_STATUSES, NoSuchOrder, NotAllowed, change_status
+from khaacho.desk.status import DESK_STATUSES, NoSuchOrder, NotAllowed, change_status, notice_note
 from khaacho.extensions import db
-from khaacho.models import ORDER_STATUSES, Product
+from khaacho.models import ORDER_STATUSES, Product, ReplyStatus
 from khaacho.orders import lifecycle
 
 bp = Blueprint("desk", __name__)
@@ -101,7 +101,8 @@ def order_status(order_id: int) -> ResponseReturnValue:
     except NotAllowed as exc:
         flash(f"Nothing changed: {exc}.", "warn")
         return _order_page(order_id, 409)
-    flash(f"Order #{order_id} is now {moved.new}; the shop is told.", "ok")
+    flash(f"Order #{order_id} is now {moved.new}; {notice_note(moved)}.",
+          "warn" if moved.notice == ReplyStatus.NEEDS_TEMPLATE else "ok")
     return redirect(url_for("desk.order_detail", order_id=order_id))
 
 
