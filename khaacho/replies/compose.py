@@ -1,4 +1,4 @@
-"""The text of confirmation, help and acknowledgement replies, in English and romanized Nepali."""
+"""The text of help, not-found and acknowledgement replies, in English and romanized Nepali."""
 
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ class ReplyLine:
     quantity: Decimal
     unit: str | None
     price: Decimal | None
-    sold_by: str | None = None  # the product's own unit, when the line used another one
-    choices: tuple[str, ...] = ()  # product names the line may mean, when it fits several
 
     @property
     def amount(self) -> Decimal | None:
@@ -52,40 +50,10 @@ def _unclear_block(entries: list[str]) -> list[str]:
             *(f"• {entry}" for entry in entries)]
 
 
-def _unclear_entry(line: ReplyLine) -> str:
-    if line.name and line.sold_by:
-        return f'"{line.text}" ({line.name} is sold per {line.sold_by} / {line.sold_by} ma bikcha)'
-    return _asked(line.text, line.choices)
-
-
-def _asked(text: str, choices: tuple[str, ...]) -> str:
-    """A line that was not understood, with the products it may mean."""
-    if choices:
-        return f'"{text}" (which one? / kun chahiyo? {" / ".join(choices)})'
-    return f'"{text}"'
-
-
-def confirmation(order_number: int, lines: list[ReplyLine]) -> str:
-    """Itemised quantities, units, prices and the total; lines that need clarifying are listed after."""
-    priced = [line for line in lines if line.amount is not None]
-    unclear = [line for line in lines if line.amount is None]
-    total = sum((line.amount for line in priced), Decimal("0"))
-    # The total comes first, so a long order cut to the provider's length limit still shows it.
-    out = [f"Order #{order_number} received, thank you! / Order #{order_number} paayau, dhanyabad!",
-           f"Total / Jamma: {money(total)}", ""]
-    for line in priced:
-        quantity = f"{number(line.quantity)} {line.unit}" if line.unit else number(line.quantity)
-        out.append(f"• {line.name}: {quantity} × {money(line.price)} = {money(line.amount)}")
-    if unclear:
-        out += [""] + _unclear_block([_unclear_entry(line) for line in unclear])
-    return "\n".join(out)
-
-
-def not_found(texts: list[str], choices: list[tuple[str, ...]] | None = None) -> str:
-    """No line matched one product: say which lines (and what each may mean), ask again, show how to order."""
-    choices = choices or [()] * len(texts)
+def not_found(texts: list[str]) -> str:
+    """No line matched a product: say which lines, ask again, show how to order."""
     out = ["Sorry, we could not find these in our catalog. / Maaf garnus, yo saman hamro suchi ma bhetiyena.",
-           *_unclear_block([_asked(text, options) for text, options in zip(texts, choices, strict=True)])]
+           *_unclear_block([f'"{text}"' for text in texts])]
     return "\n".join(out) + "\n\n" + help_text()
 
 
