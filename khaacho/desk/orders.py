@@ -59,10 +59,10 @@ class OrdersPage:
 def page_of(filters: OrderFilters) -> OrdersPage:
     """The page after the cursor: a keyset on (created_at, id), so page 2,000 costs what page 1 does."""
     query = filtered(filters)
-    if filters.before is not None:
-        anchor = db.session.scalar(select(Order.created_at).where(Order.id == filters.before))
-        if anchor is not None:
-            query = query.where(tuple_(Order.created_at, Order.id) < tuple_(anchor, filters.before))
+    anchor = None if filters.before is None else db.session.scalar(
+        select(Order.created_at).where(Order.id == filters.before))
+    if anchor is not None:
+        query = query.where(tuple_(Order.created_at, Order.id) < tuple_(anchor, filters.before))
     rows = list(db.session.scalars(
         query.options(selectinload(Order.items))
         .order_by(Order.created_at.desc(), Order.id.desc()).limit(PER_PAGE + 1)))
@@ -71,7 +71,7 @@ def page_of(filters: OrderFilters) -> OrdersPage:
     shops = ({s.id: s for s in db.session.scalars(select(Shop).where(Shop.id.in_(shop_ids)))}
              if shop_ids else {})
     more = len(rows) > PER_PAGE
-    return OrdersPage(orders, shops, orders[-1].id if more else None, filters.before is None)
+    return OrdersPage(orders, shops, orders[-1].id if more else None, anchor is None)
 
 
 @dataclass(frozen=True)
