@@ -1,13 +1,16 @@
-"""Dashboard and stats API latency on a month of traffic: 1,000,000 messages in PostgreSQL.
+"""Dashboard, order desk and stats API latency on a month of traffic: 1,000,000 messages in PostgreSQL.
 
 Creates a throwaway database on 127.0.0.1 (dropped at the end unless ``--keep``), migrates it,
 seeds 30 days of messages with their signature-log, per-minute metric and rate-limit rows using
 ``INSERT … SELECT generate_series`` (no network, no Python loops), then times every dashboard
 partial, the whole page and the stats API for the last 24 h through the Flask test client, with
 a logged-in admin session or a bearer token, and a ``/metrics`` scrape, and prints p50/p95/max
-per endpoint.
+per endpoint. The order desk gets 100,000 orders (every tenth message, 5,000 shops, two or three
+lines each, one confirmation reply each): its list (first page, a status, a shop, a page deep in
+the past), one order's page, the CSV of one day, the shops and attention pages.
 
-Run from the repository root: ``.venv/bin/python bench/stats.py [--rows 1000000] [--requests 20]``.
+Run from the repository root:
+``.venv/bin/python bench/stats.py [--rows 1000000] [--orders 100000] [--requests 20]``.
 Target: p95 <= 200 ms for each, <= 100 ms for ``/metrics``.
 """
 
@@ -19,6 +22,7 @@ import statistics
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,6 +113,52 @@ WHERE id <= (SELECT value FROM metric_snapshots WHERE name = 'rollup' AND label 
 GROUP BY 1, 2, 3
 """
 
+SHOPS = 5000
+SEED_SHOPS = """
+INSERT INTO shops (phone_number, profile_name, latitude, longitude, address, last_inbound_at, created_at)
+SELECT '+97798' || lpad(i::text, 8, '0'), 'Pasal ' || i || CASE WHEN i %% 3 = 0 THEN ' किराना' ELSE '' END,
+       27.6 + (i %% 200) * 0.001, 85.25 + (i %% 150) * 0.001, 'Ward ' || (1 + i %% 32), now(), now()
+FROM generate_series(0, %(shops)s - 1) AS i
+"""
+
+# Every ``step``-th message started an order, a couple of seconds after it arrived.
+SEED_ORDERS = """
+INSERT INTO orders (webhook_message_id, shop_id, phone_number, status, version, language, total,
+    created_at, updated_at)
+SELECT m.id, s.id, m.phone_number,
+       (ARRAY['delivered', 'delivered', 'delivered', 'dispatched', 'confirmed', 'cancelled', 'expired',
+              'pending'])[1 + m.id %% 8], 1 + (m.id %% 7 = 0)::int, 'en', 0,
+       m.created_at + interval '2 seconds', m.created_at + interval '1 hour'
+FROM webhook_messages m JOIN shops s ON s.phone_number = m.phone_number
+WHERE m.id %% %(step)s = 0 ORDER BY m.id LIMIT %(orders)s
+"""
+
+# Run without parameters, so ``%`` is the modulo operator as written.
+SEED_ITEMS = """
+INSERT INTO order_items (order_id, product_id, quantity, unit, unit_price, raw_text, webhook_message_id)
+SELECT o.id, p.id, 1 + o.id % 10, p.unit, p.price, (1 + o.id % 10) || ' ' || p.unit || ' ' || p.name,
+       o.webhook_message_id
+FROM orders o
+CROSS JOIN LATERAL (SELECT id, unit, price, name FROM products ORDER BY id
+                    OFFSET (o.id % 20) LIMIT 2 + (o.id % 2)) AS p;
+INSERT INTO order_items (order_id, product_id, quantity, unit, unit_price, raw_text, webhook_message_id)
+SELECT o.id, NULL, 2, 'kg', NULL, '2 kg xyz masala ' || (o.id % 40), o.webhook_message_id
+FROM orders o WHERE o.id % 50 = 0;
+UPDATE orders SET total = t.total
+FROM (SELECT order_id, sum(quantity * unit_price) AS total FROM order_items
+      WHERE product_id IS NOT NULL GROUP BY order_id) AS t
+WHERE t.order_id = orders.id
+"""
+
+SEED_REPLIES = """
+INSERT INTO outbound_messages (webhook_message_id, order_id, shop_id, kind, provider, recipient, body, status,
+    delivery_status, attempts, sent_at, created_at, updated_at)
+SELECT o.webhook_message_id, o.id, o.shop_id, 'confirmation', 'whatsapp', o.phone_number,
+       'Order #' || o.id || ': confirm 1, change 2, cancel 3', 'sent', 'read', 1,
+       o.created_at + interval '1 second', o.created_at + interval '1 second', o.created_at
+FROM orders o
+"""
+
 SEED_RATE_LIMITS = """
 INSERT INTO webhook_rate_limits (phone_number, window_start, request_count, blocked_count, updated_at)
 SELECT sender_id, date_trunc('hour', created_at), count(*), count(*) FILTER (WHERE status = 'rate_limited'),
@@ -123,8 +173,26 @@ def _step(conn: psycopg.Connection, label: str, sql: str, params: dict) -> None:
     print(f"  {label:<28} {time.perf_counter() - started:6.1f} s", flush=True)
 
 
-def seed(url: str, rows: int) -> None:
-    """Fill the migrated database with ``rows`` messages over the last 30 days and their side rows."""
+def seed_orders(conn: psycopg.Connection, rows: int, orders: int) -> None:
+    """The demo catalog, the shops, ``orders`` orders with their lines and one reply each."""
+    from khaacho.demo import DEMO_CATALOG
+    from khaacho.orders.catalog_csv import load_catalog_rows
+
+    products = load_catalog_rows(DEMO_CATALOG)
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO products (sku, name, aliases, unit, price, active, updated_at) "
+                        "VALUES (%(sku)s, %(name)s, %(aliases)s, %(unit)s, %(price)s, true, now())", products)
+    params = {"shops": SHOPS, "orders": orders, "step": max(rows // max(orders, 1), 1)}
+    _step(conn, f"{SHOPS:,} shops", SEED_SHOPS, params)
+    _step(conn, f"{orders:,} orders", SEED_ORDERS, params)
+    for statement, label in zip(SEED_ITEMS.split(";"), ("order lines", "unmatched lines", "order totals"),
+                                strict=True):
+        _step(conn, label, statement, {})
+    _step(conn, "confirmation replies", SEED_REPLIES, {})
+
+
+def seed(url: str, rows: int, orders: int) -> None:
+    """Fill the migrated database with ``rows`` messages over the last 30 days, their side rows and orders."""
     params = {"rows": rows, "days": DAYS, "texts": TEXTS, "invalid": max(rows // 50, 1),
               "minutes": DAYS * 24 * 60}
     with psycopg.connect(url, autocommit=True) as conn:
@@ -137,9 +205,10 @@ def seed(url: str, rows: int) -> None:
         for statement, label in zip(SEED_TOTALS.split(";"), ("rollup watermark", "request totals"),
                                     strict=True):
             _step(conn, label, statement, {})
+        seed_orders(conn, rows, orders)
         _step(conn, "VACUUM ANALYZE", "VACUUM ANALYZE", {})
         for table in ("webhook_messages", "webhook_signature_log", "webhook_performance_metrics",
-                      "webhook_rate_limits"):
+                      "webhook_rate_limits", "orders", "order_items", "outbound_messages"):
             count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             print(f"  {table:<28} {count:>10,} rows")
 
@@ -166,6 +235,7 @@ def timings(client, path: str, requests: int, headers: dict | None = None) -> li
     for _ in range(requests):
         started = time.perf_counter()
         response = client.get(path, headers=headers)
+        response.get_data()  # a streamed body (the CSV) is produced while it is read
         result.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
     return result
@@ -179,9 +249,11 @@ def percentile(values: list[float], q: float) -> float:
 
 def measure(url: str, requests: int) -> bool:
     """Time every endpoint; True when each p95 is within the target."""
+    from sqlalchemy import func, select
+
     from khaacho.auth.cli import create_user
     from khaacho.extensions import db
-    from khaacho.models import ApiToken
+    from khaacho.models import ApiToken, Order, Shop
     from khaacho.ops import rollup
 
     app = build_app(url)
@@ -193,6 +265,12 @@ def measure(url: str, requests: int) -> bool:
         token = uuid.uuid4().hex + uuid.uuid4().hex
         db.session.add(ApiToken(user=user, token_hash=ApiToken.hash(token)))
         db.session.commit()
+        # An order from the middle of the month, a cursor a third of the way back, one busy shop, yesterday.
+        ids = db.session.execute(select(func.min(Order.id), func.max(Order.id))).one()
+        middle = (ids[0] + ids[1]) // 2
+        deep = ids[1] - (ids[1] - ids[0]) // 3
+        shop_phone = db.session.scalar(select(Shop.phone_number).order_by(Shop.id).offset(1234).limit(1))
+        yesterday = db.session.scalar(select(func.max(Order.created_at))).date() - timedelta(days=1)
     client = app.test_client()
     response = client.post("/login", data={"email": "bench@khaacho.local", "password": "bench-password"})
     assert response.status_code == 302, response.status_code
@@ -213,6 +291,17 @@ def measure(url: str, requests: int) -> bool:
         ("partial operations", "/dashboard/partials/operations?hours=24", None),
         ("live view (all sections)", "/dashboard/live?hours=24", None),
         ("/metrics scrape (bearer)", "/metrics", bearer),
+        ("desk: orders, newest", "/dashboard/orders", None),
+        ("desk: orders live refresh", "/dashboard/orders/live", None),
+        ("desk: orders, delivered", "/dashboard/orders?status=delivered", None),
+        ("desk: orders, one shop", f"/dashboard/orders?q={shop_phone[1:]}", None),
+        ("desk: orders, shop name", "/dashboard/orders?q=Pasal+123", None),
+        ("desk: orders, a day", f"/dashboard/orders?from={yesterday}&to={yesterday}", None),
+        ("desk: orders, deep page", f"/dashboard/orders?before={deep}", None),
+        ("desk: one order", f"/dashboard/orders/{middle}", None),
+        ("desk: CSV of one day", f"/dashboard/orders.csv?from={yesterday}&to={yesterday}", None),
+        ("desk: shops", "/dashboard/shops", None),
+        ("desk: attention", "/dashboard/attention", None),
         ("whole /dashboard page", "/dashboard?hours=24", None),
     ]
     print(f"\n{'endpoint (last 24 h)':<30} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  "
@@ -234,10 +323,13 @@ def measure(url: str, requests: int) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="messages to seed (at most 2,000,000)")
+    parser.add_argument("--orders", type=int, default=100_000,
+                        help="orders to seed (at most one per 2 messages)")
     parser.add_argument("--requests", type=int, default=20, help="timed requests per endpoint (at most 200)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
     rows, requests = min(max(args.rows, 1000), 2_000_000), min(max(args.requests, 5), 200)
+    orders = min(max(args.orders, 100), rows // 2)
 
     name = f"khaacho_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
@@ -247,9 +339,9 @@ def main() -> int:
     try:
         from tests.conftest import upgrade
 
-        print(f"database {name}: migrating and seeding {rows:,} messages over {DAYS} days")
+        print(f"database {name}: migrating, seeding {rows:,} messages and {orders:,} orders over {DAYS} days")
         upgrade(sa_url)
-        seed(url, rows)
+        seed(url, rows, orders)
         ok = measure(sa_url, requests)
     finally:
         if args.keep:

@@ -54,9 +54,10 @@ def create_app(config: Config | None = None) -> Flask:
 
     processing_cli.init_app(app)
 
-    from khaacho import dashboard
+    from khaacho import dashboard, desk
 
     dashboard.init_app(app)
+    desk.init_app(app)
 
     from khaacho import ops
 

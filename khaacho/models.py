@@ -101,6 +101,8 @@ class WebhookMessage(db.Model):
         Index("ix_webhook_messages_status_created_at", "status", "created_at"),
         # Append-only in created_at order: a BRIN index is a few pages and nearly free to maintain.
         Index("ix_webhook_messages_created_at", "created_at", postgresql_using="brin"),
+        # An order's conversation: its sender's messages in time order.
+        Index("ix_webhook_messages_sender_id_created_at", "sender_id", "created_at"),
         # The relay's claim: queued rows not yet handed to the queue, oldest first; small, since
         # a row leaves it as soon as it is relayed.
         Index("ix_webhook_messages_unrelayed", "id",
@@ -246,8 +248,11 @@ class Order(db.Model):
     """
 
     __tablename__ = "orders"
+    # The order desk pages newest first by (created_at, id): alone, within a status, or for a shop.
     __table_args__ = (
-        Index("ix_orders_created_at", "created_at"),
+        Index("ix_orders_created_at_id", "created_at", "id"),
+        Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_orders_shop_id_created_at_id", "shop_id", "created_at", "id"),
         Index("ix_orders_status_updated_at", "status", "updated_at"),
         CheckConstraint(f"status IN {_in(ORDER_STATUSES)}", name="status"),
     )
@@ -275,6 +280,11 @@ class OrderItem(db.Model):
     """One line of an order; unmatched lines are kept with no product for the reply."""
 
     __tablename__ = "order_items"
+    # The attention page's lines no product matched; a small index, since most lines match.
+    __table_args__ = (
+        Index("ix_order_items_unmatched", "order_id",
+              postgresql_where=sa_text("product_id IS NULL"), sqlite_where=sa_text("product_id IS NULL")),
+    )
 
     id = db.Column(BigId, primary_key=True)
     order_id = db.Column(BigId, db.ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True)
