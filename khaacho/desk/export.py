@@ -17,7 +17,6 @@ from khaacho.models import Order, OrderItem, Product, Shop
 
 HEADER = ("order_id", "created_at", "status", "shop_phone", "shop_name", "sku", "product", "quantity",
           "unit", "unit_price", "amount", "order_total")
-CENT = Decimal("0.01")
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP's CSV injection list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BATCH = 2000
@@ -64,17 +63,21 @@ def rows(start: date, end: date, status: str = "") -> Iterator[tuple[str, ...]]:
     """The CSV rows (header first) of the orders made from ``start`` to ``end`` (inclusive, UTC)."""
     yield HEADER
     result = db.session.execute(_query(start, end, status).execution_options(yield_per=BATCH))
+    order_id, head, total = None, (), ""
     for r in result:
-        amount = None
-        if r.unit_price is not None and r.sku is not None:
-            amount = (r.quantity * r.unit_price).quantize(CENT)
-        yield (str(r.id), _when(r.created_at), r.status, cell(r.shop_phone or r.phone_number),
-               cell(r.profile_name), cell(r.sku), cell(r.name if r.sku is not None else r.raw_text),
-               _number(r.quantity), cell(r.unit), _money(r.unit_price), _money(amount), _money(r.total))
+        if r.id != order_id:  # an order's own cells are formatted once for all its lines
+            order_id = r.id
+            head = (str(r.id), _when(r.created_at), r.status, cell(r.shop_phone or r.phone_number),
+                    cell(r.profile_name))
+            total = _money(r.total)
+        amount = r.quantity * r.unit_price if r.unit_price is not None and r.sku is not None else None
+        yield (*head, cell(r.sku), cell(r.name if r.sku is not None else r.raw_text),
+               _number(r.quantity), cell(r.unit), _money(r.unit_price), _money(amount), total)
 
 
 def _money(value: Decimal | None) -> str:
-    return "" if value is None else format(Decimal(value).quantize(CENT), "f")
+    """Rupees with paisa, rounded as ``Decimal.quantize`` does (half to even)."""
+    return "" if value is None else format(value, ".2f")
 
 
 def stream(start: date, end: date, status: str = "") -> Iterator[str]:
