@@ -195,21 +195,27 @@ def tap_message(n: int, source: str, phone: str, order_id: int) -> tuple:
 
 
 def tap_confirmations(db_url: str, count: int, stop: threading.Event) -> None:
-    """Each shop taps Confirm once its confirmation is sent: store the tap and tell the relay."""
-    seen, tapped = 0, 0
+    """Each shop taps Confirm once its confirmation is sent: store the tap and tell the relay.
+
+    Workers commit replies out of id order, so each look reads back a margin below the highest
+    id seen, and a set keeps any order from being tapped twice.
+    """
+    seen, tapped = 0, set()
     with psycopg.connect(db_url, autocommit=True) as conn:
-        while tapped < count and not stop.is_set():
-            rows = conn.execute(
+        while len(tapped) < count and not stop.is_set():
+            rows = [row for row in conn.execute(
                 "SELECT o.id, o.order_id, w.webhook_source, w.phone_number FROM outbound_messages o"
                 " JOIN webhook_messages w ON w.id = o.webhook_message_id"
-                " WHERE o.kind = 'confirmation' AND o.id > %s ORDER BY o.id", (seen,)).fetchall()
+                " WHERE o.kind = 'confirmation' AND o.id > %s ORDER BY o.id", (seen - 500,)).fetchall()
+                if row[1] not in tapped]
             if rows:
                 with conn.transaction():
                     with conn.cursor() as cur:
-                        cur.executemany(INSERT, [tap_message(tapped + n, source, phone, order_id)
+                        cur.executemany(INSERT, [tap_message(len(tapped) + n, source, phone, order_id)
                                                  for n, (_, order_id, source, phone) in enumerate(rows)])
                     conn.execute("SELECT pg_notify('khaacho_intake', '')")
-                seen, tapped = rows[-1][0], tapped + len(rows)
+                seen = max(seen, rows[-1][0])
+                tapped.update(row[1] for row in rows)
             else:
                 time.sleep(0.1)
 

@@ -73,13 +73,15 @@ def prompt(order_id: int, provider: str, left_out: tuple[str, ...] = (), out_of_
     """The order's next question, or its confirmation when every line is clear."""
     order = db.session.execute(select(Order.version, Order.language).where(Order.id == order_id)).one()
     typed = provider != "whatsapp"
-    question = open_question(order_id)
-    if question is not None:
-        return _clarification(order_id, order.version, order.language, question, typed)
     rows = db.session.execute(
-        select(OrderItem.raw_text, OrderItem.quantity, OrderItem.unit, OrderItem.unit_price, Product.name)
-        .join(Product, Product.id == OrderItem.product_id)
-        .where(OrderItem.order_id == order_id).order_by(OrderItem.id))
+        select(OrderItem.id, OrderItem.raw_text, OrderItem.quantity, OrderItem.unit, OrderItem.unit_price,
+               OrderItem.candidates, Product.name)
+        .outerjoin(Product, Product.id == OrderItem.product_id)
+        .where(OrderItem.order_id == order_id).order_by(OrderItem.id)).all()
+    unclear = next((row for row in rows if row.name is None), None)
+    if unclear is not None:
+        question = (unclear.id, unclear.raw_text, list(unclear.candidates or []))
+        return _clarification(order_id, order.version, order.language, question, typed)
     lines = [compose.ReplyLine(row.raw_text, row.name, Decimal(row.quantity), row.unit, row.unit_price)
              for row in rows]
     body = dialogue.confirmation(order.language, order_id, order.version, lines, list(left_out), typed,

@@ -106,6 +106,20 @@ FINISH = (update(_messages).where(in_attempt(bindparam("_id"), bindparam("_attem
                   error_message=bindparam("_note"), context_message_id=bindparam("_context"),
                   next_attempt_at=None))
 
+_me, _other = aliased(WebhookMessage), aliased(WebhookMessage)
+# Without both timestamps (Twilio signs none), or within the same second, arrival decides.
+_SAME_TIME = or_(_me.message_timestamp.is_(None), _other.message_timestamp.is_(None),
+                 _other.message_timestamp == _me.message_timestamp)
+OLDER_IN_HAND = select(exists().where(
+    _other.sender_id == _me.sender_id, _other.status.in_(UNFINISHED), _other.id != _me.id,
+    or_(_other.message_timestamp < _me.message_timestamp, and_(_SAME_TIME, _other.id < _me.id)),
+)).where(_me.id == bindparam("_id"), _me.status.in_(CLAIMABLE))
+NEXT_WAITING = (
+    select(_other.id).join(_me, and_(_me.id == bindparam("_id"), _other.sender_id == _me.sender_id))
+    .where(_other.status == "queued", _other.relayed_at.isnot(None), _other.id != _me.id)
+    .order_by(_other.message_timestamp, _other.id).limit(1)
+)
+
 
 def _claim(message_id: int) -> Claim | None:
     row = db.session.execute(CLAIM, {"_id": message_id, "_now": utcnow()}).one_or_none()
@@ -172,23 +186,12 @@ def _older_in_hand(message_id: int) -> bool:
     never be applied the other way round, whichever consumers hold them. Different senders
     never wait for each other.
     """
-    me, other = aliased(WebhookMessage), aliased(WebhookMessage)
-    mine, theirs = me.message_timestamp, other.message_timestamp
-    # Without both timestamps (Twilio signs none), or within the same second, arrival decides.
-    same_time = or_(mine.is_(None), theirs.is_(None), theirs == mine)
-    older = exists().where(
-        other.sender_id == me.sender_id, other.status.in_(UNFINISHED), other.id != me.id,
-        or_(theirs < mine, and_(same_time, other.id < me.id)))
-    return bool(db.session.scalar(select(older).where(me.id == message_id, me.status.in_(CLAIMABLE))))
+    return bool(db.session.scalar(OLDER_IN_HAND, {"_id": message_id}))
 
 
 def _next_waiting(message_id: int) -> int | None:
     """The sender's oldest queued message after this one, so it need not wait for its retry."""
-    me, other = aliased(WebhookMessage), aliased(WebhookMessage)
-    found = db.session.scalar(
-        select(other.id).join(me, and_(me.id == message_id, other.sender_id == me.sender_id))
-        .where(other.status == "queued", other.relayed_at.isnot(None), other.id != me.id)
-        .order_by(other.message_timestamp, other.id).limit(1))
+    found = db.session.scalar(NEXT_WAITING, {"_id": message_id})
     db.session.rollback()
     return found
 
