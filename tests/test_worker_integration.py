@@ -320,7 +320,8 @@ def test_every_message_kind_of_both_providers_is_settled_by_the_consumer(stack, 
 
     outcomes = [*META_EXPECTED.values(), *TWILIO_EXPECTED.values()]
     expected = Counter(status for _, status, _, _ in outcomes)
-    wait_for(lambda: stack.statuses() == expected, f"every kind settled as {dict(expected)}", logs=[consumer])
+    wait_for(lambda: stack.statuses() == expected, f"every kind settled as {dict(expected)}", timeout=90,
+             logs=[consumer])
     replies = sum(reply is not None for _, _, reply, _ in outcomes)
     assert len(stack.provider.replies) == replies == stack.count(OutboundMessage)
 
