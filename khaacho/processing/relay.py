@@ -50,9 +50,7 @@ from khaacho.processing.senders import LIMITER_DOWN_REASON, SenderLimit
 log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 POLL_SECONDS = 0.25  # SQLite: nothing announces a new row
-# PostgreSQL: a look even without a notification. Intake notifies only a relay that had nothing
-# left to do, so a row stored while the relay finished its last batch is found at the next look.
-LISTEN_TIMEOUT_SECONDS = 0.25
+LISTEN_TIMEOUT_SECONDS = 5.0  # PostgreSQL: a look even without a notification (a safety net)
 PAUSE_AFTER_ERROR_SECONDS = 1.0
 AUDIT_ENDPOINT = "outbox relay"
 QUEUED, RATE_LIMITED = "queued", "rate_limited"

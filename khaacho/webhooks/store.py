@@ -26,17 +26,7 @@ import weakref
 from datetime import UTC, datetime
 
 from flask import Flask
-from sqlalchemy import (
-    Executable,
-    Select,
-    bindparam,
-    create_engine,
-    exists,
-    func,
-    literal,
-    literal_column,
-    select,
-)
+from sqlalchemy import Executable, Select, bindparam, create_engine, func, literal, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -155,12 +145,8 @@ def _statement(count: int) -> Select:
     insert = postgresql.insert(_messages).values(values)
     stored = _on_conflict(insert).returning(_messages.c.duplicate_count, _messages.c.status).cte("stored")
     new_queued = (stored.c.duplicate_count == literal_column("0")) & (stored.c.status == literal(QUEUED))
-    # Only a relay with nothing to do needs waking: while older rows wait unrelayed it is draining
-    # (and looks again within LISTEN_TIMEOUT_SECONDS). A NOTIFY takes PostgreSQL's global notify
-    # lock through the commit, so one per request would serialise the busiest moments' commits.
-    backlog = exists().where(_messages.c.status == literal(QUEUED), _messages.c.relayed_at.is_(None))
     notify = func.pg_notify(literal(INTAKE_CHANNEL), literal(""))
-    return select(notify).where(new_queued, ~backlog).limit(1).add_cte(audited)
+    return select(notify).where(new_queued).limit(1).add_cte(audited)
 
 
 @functools.lru_cache(maxsize=128)
