@@ -15,7 +15,6 @@ from khaacho.models import MESSAGE_STATUSES, REPLAYABLE_STATUSES, SOURCES, Webho
 from khaacho.stats import MAX_HOURS, window_start
 
 PER_PAGE = 25
-HOUR_CHOICES = (1, 6, 24, 72, 168, 720)
 BULK_REPLAY_MAX = 1000
 
 
