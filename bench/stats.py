@@ -12,6 +12,11 @@ the past), one order's page, the CSV of one day, the shops and attention pages.
 Run from the repository root:
 ``.venv/bin/python bench/stats.py [--rows 1000000] [--orders 100000] [--requests 20]``.
 Target: p95 <= 200 ms for each, <= 100 ms for ``/metrics``.
+
+To iterate on one query without reseeding: seed once with ``--keep``, then time chosen endpoints
+against that database, e.g. ``bench/stats.py --database khaacho_bench_1a2b3c4d --only metrics``
+(``--only`` matches the label or the path and may be repeated; the kept database is left as it
+is, migrated to the current head first, and its "last 24 h" slides as time passes).
 """
 
 from __future__ import annotations
@@ -247,8 +252,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
-def measure(url: str, requests: int) -> bool:
-    """Time every endpoint; True when each p95 is within the target."""
+def measure(url: str, requests: int, only: list[str] | None = None) -> bool:
+    """Time every endpoint (or those matching ``only``); True when each p95 is within the target."""
     from sqlalchemy import func, select
 
     from khaacho.auth.cli import create_user
@@ -261,7 +266,8 @@ def measure(url: str, requests: int) -> bool:
         started = time.perf_counter()
         rollup.roll_up()  # the minute task: status counts for /metrics
         print(f"  {'minute task (roll-up)':<28} {time.perf_counter() - started:6.1f} s")
-        user = create_user("bench@khaacho.local", "bench-password", "admin")
+        email = f"bench-{uuid.uuid4().hex[:8]}@khaacho.local"  # a kept database is measured again
+        user = create_user(email, "bench-password", "admin")
         token = uuid.uuid4().hex + uuid.uuid4().hex
         db.session.add(ApiToken(user=user, token_hash=ApiToken.hash(token)))
         db.session.commit()
@@ -272,7 +278,7 @@ def measure(url: str, requests: int) -> bool:
         shop_phone = db.session.scalar(select(Shop.phone_number).order_by(Shop.id).offset(1234).limit(1))
         yesterday = db.session.scalar(select(func.max(Order.created_at))).date() - timedelta(days=1)
     client = app.test_client()
-    response = client.post("/login", data={"email": "bench@khaacho.local", "password": "bench-password"})
+    response = client.post("/login", data={"email": email, "password": "bench-password"})
     assert response.status_code == 302, response.status_code
     bearer = {"Authorization": f"Bearer {token}"}
     endpoints = [
@@ -304,6 +310,8 @@ def measure(url: str, requests: int) -> bool:
         ("desk: attention", "/dashboard/attention", None),
         ("whole /dashboard page", "/dashboard?hours=24", None),
     ]
+    if only:
+        endpoints = [e for e in endpoints if any(word in e[0] or word in e[1] for word in only)]
     print(f"\n{'endpoint (last 24 h)':<30} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  "
           f"target p95 <= {TARGET_MS:.0f}")
     ok = True
@@ -327,22 +335,30 @@ def main() -> int:
                         help="orders to seed (at most one per 2 messages)")
     parser.add_argument("--requests", type=int, default=20, help="timed requests per endpoint (at most 200)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--database", metavar="NAME",
+                        help="time a database seeded earlier with --keep (not seeded, not dropped)")
+    parser.add_argument("--only", action="append", metavar="TEXT",
+                        help="time only the endpoints whose label or path contains TEXT (repeatable)")
     args = parser.parse_args()
     rows, requests = min(max(args.rows, 1000), 2_000_000), min(max(args.requests, 5), 200)
     orders = min(max(args.orders, 100), rows // 2)
 
-    name = f"khaacho_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    from tests.conftest import upgrade
+
+    name = args.database or f"khaacho_bench_{uuid.uuid4().hex[:8]}"
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     sa_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    if args.database:
+        print(f"database {name}: kept from an earlier run, migrating to head")
+        upgrade(sa_url)
+        return 0 if measure(sa_url, requests, args.only) else 1
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        from tests.conftest import upgrade
-
         print(f"database {name}: migrating, seeding {rows:,} messages and {orders:,} orders over {DAYS} days")
         upgrade(sa_url)
         seed(url, rows, orders)
-        ok = measure(sa_url, requests)
+        ok = measure(sa_url, requests, args.only)
     finally:
         if args.keep:
             print(f"kept database {name}")
