@@ -19,7 +19,19 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Integer, Select, case, delete, func, insert, select, union_all, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    Subquery,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from khaacho.extensions import db
@@ -67,14 +79,20 @@ def as_utc(value: datetime | str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _watermark_value() -> ColumnElement:
-    return (select(MetricSnapshot.value)
+def _mark() -> Subquery:
+    """The watermark as a one-row table with its ``id`` (0 before the first roll-up).
+
+    Joined to the audit log, it lets PostgreSQL walk the log's primary key from the mark. Not a
+    scalar subquery: ids compared with the stored float cannot use the key, and an unknown bound
+    is planned as a third of the log, so a scrape read a million rows in parallel workers.
+    """
+    return (select(func.coalesce(func.max(MetricSnapshot.value), 0).cast(BigInteger).label("id"))
             .where(MetricSnapshot.name == WATERMARK[0], MetricSnapshot.label == WATERMARK[1])
-            .scalar_subquery())
+            .subquery("mark"))
 
 
 def _watermark() -> int:
-    return int(db.session.scalar(select(_watermark_value())) or 0)
+    return int(db.session.scalar(select(_mark().c.id)))
 
 
 def _audit_groups(*where: ColumnElement) -> Select:
@@ -133,7 +151,7 @@ def request_totals() -> dict[tuple[str, str, int], list]:
     """
     rt = RequestTotal
     folded = select(rt.webhook_source, rt.outcome, rt.bucket, rt.request_count, rt.total_ms)
-    tail = _audit_groups(WebhookSignatureLog.id > func.coalesce(_watermark_value(), 0))
+    tail = _audit_groups(WebhookSignatureLog.id > _mark().c.id)
     totals: dict[tuple[str, str, int], list] = defaultdict(lambda: [0, 0.0])
     for source, outcome, bucket, n, ms in db.session.execute(union_all(folded, tail)):
         total = totals[(source, outcome, int(bucket))]
