@@ -19,7 +19,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from limits import RateLimitItemPerMinute
-from sqlalchemy import Insert, bindparam, insert, literal_column, true, update
+from sqlalchemy import ColumnElement, Insert, bindparam, insert, literal_column, select, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,18 +30,24 @@ from khaacho.webhooks import ratelimit
 log = logging.getLogger(__name__)
 INVALID_PER_IP = RateLimitItemPerMinute(60)
 table = WebhookSignatureLog.__table__
+_AUDIT_BOUND = ("webhook_source", "endpoint", "reason", "client_ip", "response_ms")
 # (source, endpoint, ip, reason, minute) -> rejected requests not yet written
 _suppressed: Counter[tuple[str, str, str | None, str, datetime]] = Counter()
 _lock = threading.Lock()
 
 
-def valid_insert() -> Insert:
-    """The audit row of one accepted request: binds ``audit_*`` from :func:`valid_params` and ``now``."""
-    bound = {c: bindparam(f"audit_{c}") for c in ("webhook_source", "endpoint", "reason", "client_ip",
-                                                  "response_ms")}
-    now = bindparam("now")
-    return insert(table).values({**bound, "is_valid": true(), "request_count": literal_column("1"),
-                                 "last_seen_at": now, "created_at": now})
+def valid_insert(where: ColumnElement[bool] | None = None) -> Insert:
+    """The audit row of one accepted request: binds ``audit_*`` from :func:`valid_params` and ``now``.
+
+    Written as ``INSERT … SELECT`` so a caller can give it a ``where``: the intake statement
+    hangs its wake-up notify on the audit row that way (:mod:`khaacho.webhooks.store`).
+    """
+    now = bindparam("now", type_=table.c.created_at.type)
+    values = {**{c: bindparam(f"audit_{c}", type_=table.c[c].type) for c in _AUDIT_BOUND},
+              "is_valid": true(), "request_count": literal_column("1"),
+              "last_seen_at": now, "created_at": now}
+    row = select(*values.values())
+    return insert(table).from_select(list(values), row if where is None else row.where(where))
 
 
 def valid_params(source: str, endpoint: str, client_ip: str | None, reason: str | None,
