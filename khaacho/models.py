@@ -134,7 +134,7 @@ class WebhookMessage(db.Model):
     next_attempt_at = db.Column(db.DateTime(timezone=True))  # when a `failed` message is retried
     request_id = db.Column(db.String(64))
     # The provider id of the message this one replies to, edits, deletes or reacts to (set by the worker).
-    context_message_id = db.Column(db.String(255), index=True)
+    context_message_id = db.Column(db.String(255))
     processed_at = db.Column(db.DateTime(timezone=True))
     relayed_at = db.Column(db.DateTime(timezone=True))  # when the relay (or the sweep) queued it
     updated_at = db.Column(db.DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
