@@ -12,7 +12,7 @@ from datetime import timedelta
 from flask import current_app
 from huey import crontab
 
-from khaacho.ops import alerts, release, rollup, switches
+from khaacho.ops import alerts, heartbeat, release, rollup, switches
 from khaacho.processing import cleanup, expiry, sweep, worker
 from khaacho.queue import app_periodic_task, app_task
 from khaacho.replies import notices
@@ -22,12 +22,13 @@ log = logging.getLogger(__name__)
 
 @app_task()
 def process_message(message_id: int) -> None:
-    """Turn one received message into its order and confirmation (safe to run more than once)."""
-    if switches.is_paused(switches.PROCESSING):
-        # Left as it is (queued): resuming queues every queued message again.
-        log.info("processing is paused; message %s left queued", message_id, extra={"message_id": message_id})
-        return
+    """Turn one received message into its order and confirmation (safe to run more than once).
+
+    While processing is paused the message is left ``queued``: resuming queues it again.
+    """
     outcome = worker.process(message_id)
+    if outcome.due is not None:
+        heartbeat.observe_wait(outcome.due)
     if outcome.retry_in is not None:
         # Scheduled in the queue; should the queue lose it, the sweep finds the overdue retry.
         process_message.schedule(args=(message_id,), delay=outcome.retry_in)

@@ -3,8 +3,9 @@
 Each ``huey_consumer`` process keeps one row in ``worker_heartbeats``, touched every
 ``WORKER_HEARTBEAT_SECONDS`` by one thread. ``@huey.on_startup`` runs in every worker thread
 (``huey/consumer.py``: ``Worker.initialize``), so the thread is started once per process behind
-a lock. Huey's signals time each task: queue wait (for ``process_message``, since its message
-became due) and run time, kept in per-minute histograms in memory and written with each beat.
+a lock. Huey's signals time each task's run; ``process_message`` reports its queue wait (from when its
+message became due: queued by the relay, the sweep or a replay, or its retry time, until the
+task claimed it). Both are kept in per-minute histograms in memory and written with each beat.
 A consumer killed outright simply stops beating; after ``WORKER_SILENT_SECONDS`` it shows dead.
 """
 
@@ -20,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app
 from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_EXECUTING
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from khaacho.extensions import db, huey
 from khaacho.histograms import histogram_percentile
-from khaacho.models import MessageStatus, TaskTiming, WebhookMessage, WorkerHeartbeat, dialect_insert, utcnow
+from khaacho.models import TaskTiming, WorkerHeartbeat, dialect_insert, utcnow
 from khaacho.queue import bound_app
 
 log = logging.getLogger(__name__)
@@ -61,20 +62,15 @@ def _observe(kind: str, ms: float) -> None:
         entry[3][bisect.bisect_left(TASK_BUCKETS_MS, ms)] += 1
 
 
+def observe_wait(due: datetime) -> None:
+    """Count a queue wait: from when a message became due until its task claimed it."""
+    due = due if due.tzinfo else due.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+    _observe("wait", max((utcnow() - due).total_seconds() * 1000.0, 0.0))
+
+
 @huey.signal(SIGNAL_EXECUTING)
 def _task_started(signal: str, task) -> None:
     _running[task.id] = time.perf_counter()
-    if task.name != "process_message" or not task.args:
-        return
-    with bound_app().app_context():
-        due = db.session.scalar(
-            select(func.coalesce(WebhookMessage.next_attempt_at, WebhookMessage.updated_at))
-            .where(WebhookMessage.id == task.args[0],
-                   WebhookMessage.status.in_((MessageStatus.QUEUED, MessageStatus.FAILED))))
-        db.session.remove()
-    if due is not None:
-        due = due if due.tzinfo else due.replace(tzinfo=UTC)
-        _observe("wait", max((utcnow() - due).total_seconds() * 1000.0, 0.0))
 
 
 @huey.signal(SIGNAL_COMPLETE, SIGNAL_ERROR)

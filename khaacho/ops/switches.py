@@ -1,13 +1,15 @@
 """Pause switches shared by every process through the ``switches`` table.
 
 ``processing``: webhooks are still stored and acknowledged, but no message leaves ``queued``
-(the task, the sweep and the relay check :func:`is_paused` first). ``replies``: replies are
-composed and stored ``held``; resuming sends each held reply once.
+(the sweep and the relay check :func:`is_paused` first; the task's claim carries
+:func:`paused_clause` as a condition). ``replies``: replies are composed and stored ``held``
+(the worker's insert of the reply reads the switch in the same statement); resuming sends each
+held reply once.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, exists, select, update
 
 from khaacho.extensions import db
 from khaacho.models import Switch, dialect_insert, utcnow
@@ -26,6 +28,14 @@ def is_paused(name: str) -> bool:
         raise ValueError(f"unknown switch {name!r}")
     with db.engine.connect() as conn:
         return bool(conn.scalar(select(Switch.paused).where(Switch.name == name)))
+
+
+def paused_clause(name: str) -> ColumnElement[bool]:
+    """True while the named switch is paused, as an SQL condition a statement checks as it runs."""
+    if name not in NAMES:
+        raise ValueError(f"unknown switch {name!r}")
+    table = Switch.__table__
+    return exists().where(table.c.name == name, table.c.paused.is_(True))
 
 
 def states() -> dict[str, Switch | None]:

@@ -1,9 +1,9 @@
 """The order as a conversation: what a shop's text, tap, edit or deletion does to its orders.
 
-Every function runs inside the message's transaction after the shop's row is locked
-(:func:`khaacho.processing.shops.lock`), so two consumers never act for one shop at once; the
-state (pending order, version, open questions) is in the database, never in memory. Each
-returns the reply to send, or a note for ops when there is nothing to say.
+Every function runs inside the message's transaction after the shop's row is locked (by its
+upsert, :func:`khaacho.processing.shops.upsert`), so two consumers never act for one shop at
+once; the state (pending order, version, open questions) is in the database, never in memory.
+Each returns the reply to send, or a note for ops when there is nothing to say.
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ worker retries like any other failure.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, literal, select, update
+from sqlalchemy import String, and_, bindparam, case, exists, null, select, update
 from sqlalchemy.orm import aliased
 
 from khaacho.events import MEDIA_KINDS, Location
@@ -24,22 +25,37 @@ _shops = Shop.__table__
 def upsert(phone: str | None, user_id: str | None, profile_name: str | None, seen_at: datetime) -> int | None:
     """The shop of a sender, created or brought up to date (name, last inbound, linked ids); its id.
 
-    Not committed: it rides in the transaction of the message that showed the sender.
+    Not committed: it rides in the transaction of the message that showed the sender. The row
+    it inserts or updates stays locked until that transaction ends (on PostgreSQL the
+    ``ON CONFLICT DO UPDATE`` locks it; SQLite serialises writers), so one message of a shop
+    takes effect at a time.
     """
     if phone is None and user_id is None:
         return None
+    dialect = db.engine.dialect.name
+    values = {"_phone": phone, "_user_id": user_id, "_profile_name": profile_name, "_seen_at": seen_at}
     if phone is not None and user_id is not None:
-        _link_phone(phone, user_id)
-    key = _shops.c.phone_number if phone is not None else _shops.c.user_id
+        db.session.execute(_link_phone(), values)
+    return db.session.execute(_upsert(dialect, phone is not None, user_id is not None), values).scalar_one()
+
+
+@functools.cache
+def _upsert(dialect: str, by_phone: bool, with_user_id: bool):
+    """The upsert for a sender known by phone, user id or both (built once per shape)."""
+    phone, user_id = bindparam("_phone", type_=String), bindparam("_user_id", type_=String)
     other = aliased(_shops)
-    # A user id another shop already holds is not copied here (it stays with that shop).
-    free_user_id = None if user_id is None else case(
-        (exists().where(other.c.user_id == user_id, other.c.phone_number.is_distinct_from(phone)), None),
-        else_=literal(user_id),
-    )
-    stmt = dialect_insert(db.engine.dialect.name, _shops).values(
-        phone_number=phone, user_id=free_user_id if phone is not None else user_id,
-        profile_name=profile_name, last_inbound_at=seen_at, created_at=seen_at,
+    if not with_user_id:
+        user = null()
+    elif by_phone:
+        # A user id another shop already holds is not copied here (it stays with that shop).
+        user = case((exists().where(other.c.user_id == user_id, other.c.phone_number.is_distinct_from(phone)),
+                     null()), else_=user_id)
+    else:
+        user = user_id
+    seen_at = bindparam("_seen_at", type_=_shops.c.last_inbound_at.type)
+    stmt = dialect_insert(dialect, _shops).values(
+        phone_number=phone if by_phone else null(), user_id=user,
+        profile_name=bindparam("_profile_name", type_=String), last_inbound_at=seen_at, created_at=seen_at,
     )
     excluded = stmt.excluded
     later = case((excluded.last_inbound_at > _shops.c.last_inbound_at, excluded.last_inbound_at),
@@ -47,21 +63,21 @@ def upsert(phone: str | None, user_id: str | None, profile_name: str | None, see
     changes = {"last_inbound_at": later,
                "profile_name": case((excluded.profile_name.is_(None), _shops.c.profile_name),
                                     else_=excluded.profile_name)}
-    if phone is not None and user_id is not None:
+    if by_phone and with_user_id:
         changes["user_id"] = case((excluded.user_id.is_(None), _shops.c.user_id), else_=excluded.user_id)
-    stmt = stmt.on_conflict_do_update(index_elements=[key.name], set_=changes).returning(_shops.c.id)
-    return db.session.execute(stmt).scalar_one()
+    key = _shops.c.phone_number if by_phone else _shops.c.user_id
+    return stmt.on_conflict_do_update(index_elements=[key.name], set_=changes).returning(_shops.c.id)
 
 
-def _link_phone(phone: str, user_id: str) -> None:
+@functools.cache
+def _link_phone():
     """Give a shop known only by this user id its phone, unless the phone has a shop of its own."""
     other = aliased(_shops)
-    db.session.execute(
-        update(_shops)
-        .where(_shops.c.user_id == user_id, _shops.c.phone_number.is_(None),
-               ~exists().where(other.c.phone_number == phone))
-        .values(phone_number=phone)
-    )
+    phone = bindparam("_phone", type_=String)
+    return (update(_shops)
+            .where(_shops.c.user_id == bindparam("_user_id", type_=String), _shops.c.phone_number.is_(None),
+                   ~exists().where(other.c.phone_number == phone))
+            .values(phone_number=phone))
 
 
 def media_acknowledged_since(shop_id: int | None, since: datetime) -> bool:
@@ -94,13 +110,3 @@ def move_number(old_phone: str | None, new_phone: str | None) -> str:
     if db.session.scalar(select(_shops.c.id).where(_shops.c.phone_number == new_phone)) is not None:
         return f"{new_phone} already has a shop; the shop of {old_phone} was left as it is"
     return f"no shop with {old_phone} to move to {new_phone}"
-
-
-def lock(shop_id: int | None) -> None:
-    """Hold the shop's row until the transaction ends: one message of a shop takes effect at a time.
-
-    On PostgreSQL a ``SELECT … FOR UPDATE`` (the upsert has usually taken the lock already); SQLite
-    serialises every writer anyway.
-    """
-    if shop_id is not None:
-        db.session.execute(select(_shops.c.id).where(_shops.c.id == shop_id).with_for_update())

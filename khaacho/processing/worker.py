@@ -14,11 +14,10 @@ connection) is known not to have delivered, so that reply is sent again on the r
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, bindparam, case, exists, insert, or_, select, update
 
 from khaacho import events
 from khaacho.events import InboundMessage
@@ -50,6 +49,7 @@ class Outcome:
     status: str
     retry_in: float | None = None
     successor: int | None = None  # the sender's next message, waiting for this one: queue it now
+    due: datetime | None = None  # when the claimed message became due, for the queue-wait timing
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class Claim:
     first_try: bool  # never attempted before, so no order or reply can exist yet
     source: str
     provider_message_id: str
+    sender_id: str  # the key a sender's messages are ordered by
     customer: str
     phone_number: str | None
     message_type: str
@@ -68,6 +69,7 @@ class Claim:
     payload: object
     sent_at: datetime | None  # the message's own timestamp
     request_id: str | None
+    due: datetime | None  # when it was queued (relayed, swept, replayed) or its retry fell due
 
     def event(self) -> InboundMessage:
         """The typed event of the claimed message."""
@@ -86,48 +88,66 @@ class PendingSend:
 
 
 _messages, _replies = WebhookMessage.__table__, OutboundMessage.__table__
-# The hot path's statements are built once; ``onupdate`` still stamps ``updated_at``.
+_me, _other = _messages.c, _messages.alias("other").c
+# Without both timestamps (Twilio signs none), or within the same second, arrival decides.
+_OLDER_IN_HAND = exists().where(
+    _other.sender_id == _me.sender_id, _other.status.in_(UNFINISHED), _other.id != _me.id,
+    or_(_other.message_timestamp < _me.message_timestamp,
+        and_(or_(_me.message_timestamp.is_(None), _other.message_timestamp.is_(None),
+                 _other.message_timestamp == _me.message_timestamp),
+             _other.id < _me.id)),
+)
+# The sender's oldest relayed message still queued after this one (it waits for this one). Bound
+# by values, not correlated: SQLite's RETURNING names columns without their table.
+_SUCCESSOR = (
+    select(_other.id)
+    .where(_other.sender_id == bindparam("_sender"), _other.status == "queued", _other.relayed_at.isnot(None),
+           _other.id != bindparam("_id"))
+    .order_by(_other.message_timestamp, _other.id).limit(1).scalar_subquery()
+)
+_CLAIMED = (_me.attempts, _me.error_count, _me.webhook_source, _me.message_id, _me.phone_number,
+            _me.sender_id, _me.message_type, _me.message_text, _me.payload, _me.message_timestamp,
+            _me.request_id, _me.relayed_at, _me.next_attempt_at)
+# The hot path's statements are built once; ``onupdate`` still stamps ``updated_at``. The claim
+# leaves ``next_attempt_at`` as it was (the finish or the next failure overwrites it), so it
+# returns when the message became due, for the queue-wait timing.
 CLAIM = (
     update(_messages)
-    .where(_messages.c.id == bindparam("_id"), _messages.c.status.in_(CLAIMABLE))
-    .values(status="processing", attempts=_messages.c.attempts + 1, next_attempt_at=None,
-            updated_at=bindparam("_now"))
-    .returning(_messages.c.attempts, _messages.c.error_count, _messages.c.webhook_source,
-               _messages.c.message_id, _messages.c.phone_number, _messages.c.sender_id,
-               _messages.c.message_type, _messages.c.message_text, _messages.c.payload,
-               _messages.c.message_timestamp, _messages.c.request_id)
+    .where(_me.id == bindparam("_id"), _me.status.in_(CLAIMABLE))
+    .values(status="processing", attempts=_me.attempts + 1, updated_at=bindparam("_now"))
+    .returning(*_CLAIMED)
 )
-ADD_REPLY = insert(_replies).returning(_replies.c.id)
+# The same claim in one statement with the checks that come first: processing is not paused, and
+# no older message of the sender is unfinished (see ``_older_in_hand``).
+CLAIM_IN_TURN = CLAIM.where(~switches.paused_clause(switches.PROCESSING), ~_OLDER_IN_HAND)
+# Why a message was not claimed in turn: its status (None: no such row) and the processing switch.
+NOT_CLAIMED = select(_me.status, switches.paused_clause(switches.PROCESSING).label("paused")).where(
+    _me.id == bindparam("_id"))
+# The reply is ``held`` when replies are paused at the moment it is stored (no read of its own).
+_REPLIES_PAUSED = switches.paused_clause(switches.REPLIES)
+ADD_REPLY = (insert(_replies)
+             .values(status=case((_REPLIES_PAUSED, "held"), else_="sending"),
+                     attempts=case((_REPLIES_PAUSED, 0), else_=1))
+             .returning(_replies.c.id, _replies.c.status))
 MARK_SENT = (update(_replies).where(_replies.c.id == bindparam("_id"))
              .values(status="sent", provider_message_id=bindparam("_provider_id"), sent_at=bindparam("_now"),
                      last_error=None))
 FINISH = (update(_messages).where(in_attempt(bindparam("_id"), bindparam("_attempt")))
           .values(status=bindparam("_status"), processed_at=bindparam("_now"),
                   error_message=bindparam("_note"), context_message_id=bindparam("_context"),
-                  next_attempt_at=None))
-
-_me, _other = aliased(WebhookMessage), aliased(WebhookMessage)
-# Without both timestamps (Twilio signs none), or within the same second, arrival decides.
-_SAME_TIME = or_(_me.message_timestamp.is_(None), _other.message_timestamp.is_(None),
-                 _other.message_timestamp == _me.message_timestamp)
-OLDER_IN_HAND = select(exists().where(
-    _other.sender_id == _me.sender_id, _other.status.in_(UNFINISHED), _other.id != _me.id,
-    or_(_other.message_timestamp < _me.message_timestamp, and_(_SAME_TIME, _other.id < _me.id)),
-)).where(_me.id == bindparam("_id"), _me.status.in_(CLAIMABLE))
-NEXT_WAITING = (
-    select(_other.id).join(_me, and_(_me.id == bindparam("_id"), _other.sender_id == _me.sender_id))
-    .where(_other.status == "queued", _other.relayed_at.isnot(None), _other.id != _me.id)
-    .order_by(_other.message_timestamp, _other.id).limit(1)
-)
+                  next_attempt_at=None)
+          .returning(_SUCCESSOR.label("successor")))
+NEXT_WAITING = select(_SUCCESSOR)
 
 
-def _claim(message_id: int) -> Claim | None:
-    row = db.session.execute(CLAIM, {"_id": message_id, "_now": utcnow()}).one_or_none()
+def _claim(message_id: int, statement=CLAIM) -> Claim | None:
+    row = db.session.execute(statement, {"_id": message_id, "_now": utcnow()}).one_or_none()
     if row is None:
         return None
+    due = max((t for t in (row.relayed_at, row.next_attempt_at) if t is not None), default=None)
     return Claim(message_id, row.attempts, row.attempts == 1 and row.error_count == 0, row.webhook_source,
-                 row.message_id, row.phone_number or row.sender_id, row.phone_number, row.message_type,
-                 row.message_text, row.payload, row.message_timestamp, row.request_id)
+                 row.message_id, row.sender_id, row.phone_number or row.sender_id, row.phone_number,
+                 row.message_type, row.message_text, row.payload, row.message_timestamp, row.request_id, due)
 
 
 def claim(message_id: int) -> Claim | None:
@@ -141,20 +161,18 @@ def process(message_id: int) -> Outcome:
     """Claim the message, make its order and reply, send the reply once and complete the message.
 
     The claim is committed together with the order and the ``sending`` reply, so a worker
-    killed before that commit leaves the message as it found it, for the sweep.
+    killed before that commit leaves the message as it found it, for the sweep. Nothing is
+    claimed while processing is paused (the message stays ``queued`` for the resume) or while an
+    older message of the same sender is unfinished: a shop's messages take effect in the order
+    it sent them (provider timestamp, then arrival), so "2 kg sugar" then "cancel" is never
+    applied the other way round, whichever consumers hold them. Different senders never wait
+    for each other. Both checks are conditions of the claim's own statement.
     """
     try:
-        if _older_in_hand(message_id):
-            db.session.rollback()
-            log.info("message %s waits for an older message of its sender", message_id,
-                     extra={"message_id": message_id})
-            return Outcome("waiting", retry_in=WAIT_FOR_OLDER_SECONDS)
-        job = _claim(message_id)
+        job = _claim(message_id, CLAIM_IN_TURN)
         if job is None:
             db.session.rollback()
-            log.info("message %s is not queued or failed; nothing to do", message_id,
-                     extra={"message_id": message_id})
-            return Outcome("skipped")
+            return _not_claimed(message_id)
         event = job.event()
         decision = kinds.decide(event)
         if decision.reply is None:
@@ -174,26 +192,36 @@ def process(message_id: int) -> Outcome:
             outcome = _send(job, pending, decision.status, note, event.context_id)
     finally:
         request_id_var.reset(token)
-    if outcome.retry_in is None and outcome.status != "skipped":
-        return Outcome(outcome.status, successor=_next_waiting(message_id))
-    return outcome
+    return replace(outcome, due=job.due)
 
 
-def _older_in_hand(message_id: int) -> bool:
-    """Whether an older message of the same sender (provider timestamp, then arrival) is unfinished.
+def _not_claimed(message_id: int) -> Outcome:
+    """Why a message was not claimed in turn: processing is paused, it is not claimable, or it waits.
 
-    A shop's messages take effect in the order it sent them: "2 kg sugar" then "cancel" must
-    never be applied the other way round, whichever consumers hold them. Different senders
-    never wait for each other.
+    Still claimable and not paused means an older message of its sender was unfinished when the
+    claim ran (it may have finished since): it is tried again shortly.
     """
-    return bool(db.session.scalar(OLDER_IN_HAND, {"_id": message_id}))
-
-
-def _next_waiting(message_id: int) -> int | None:
-    """The sender's oldest queued message after this one, so it need not wait for its retry."""
-    found = db.session.scalar(NEXT_WAITING, {"_id": message_id})
+    found = db.session.execute(NOT_CLAIMED, {"_id": message_id}).one_or_none()
     db.session.rollback()
-    return found
+    extra = {"message_id": message_id}
+    if found is None or found.status not in CLAIMABLE:
+        log.info("message %s is not queued or failed; nothing to do", message_id, extra=extra)
+        return Outcome("skipped")
+    if found.paused:
+        # Left as it is (queued): resuming queues every queued message again.
+        log.info("processing is paused; message %s left queued", message_id, extra=extra)
+        return Outcome("paused")
+    log.info("message %s waits for an older message of its sender", message_id, extra=extra)
+    return Outcome("waiting", retry_in=WAIT_FOR_OLDER_SECONDS)
+
+
+def _failed(job: Claim, status: str, retry_in: float | None) -> Outcome:
+    """The outcome of a failed attempt; a dead message no longer holds up its sender's next one."""
+    if status != "dead":
+        return Outcome(status, retry_in)
+    successor = db.session.scalar(NEXT_WAITING, {"_id": job.id, "_sender": job.sender_id})
+    db.session.rollback()
+    return Outcome(status, successor=successor)
 
 
 def _fail_unprepared(message_id: int, reason: str) -> Outcome:
@@ -213,11 +241,11 @@ def _send(job: Claim, pending: PendingSend, status: str, note: str | None, conte
         )
     except SendError as exc:
         permanent = isinstance(exc, PermanentSendError)
-        return Outcome(*record_failure(job.id, job.attempt, str(exc), permanent, pending.outbound_id))
+        return _failed(job, *record_failure(job.id, job.attempt, str(exc), permanent, pending.outbound_id))
     except Exception as exc:
         # Not a provider answer: whether the reply went out is unknown, so it stays ``sending``.
         log.exception("message %s: sending the reply failed", job.id, extra={"message_id": job.id})
-        return Outcome(*record_failure(job.id, job.attempt, f"{exc.__class__.__name__}: {exc}"))
+        return _failed(job, *record_failure(job.id, job.attempt, f"{exc.__class__.__name__}: {exc}"))
     return _finish(job, status, note=note, sent=(pending.outbound_id, provider_id), context=context)
 
 
@@ -246,7 +274,6 @@ def _compose(job: Claim, event: InboundMessage, reply: str, shop_id: int | None)
         return Reply(ACKNOWLEDGEMENT, compose.location_saved(label))
     if reply == kinds.MEDIA_ACK:
         return Reply(ACKNOWLEDGEMENT, compose.media_received(kinds.MEDIA_NAMES[event.message_type]))
-    shops.lock(shop_id)
     turn = conversation.Turn(job.id, job.source, job.customer, shop_id, dialogue.language_of(event.text),
                              retry=not job.first_try)
     return kinds.CONVERSATION[reply](turn, event)
@@ -272,17 +299,15 @@ def _prepare_reply(job: Claim, event: InboundMessage, reply: str) -> tuple[Pendi
             return None, answer  # committed by ``_finish`` with the message's final status
         limit = INTERACTIVE_BODY if answer.payload and job.source == "whatsapp" else MAX_LENGTH[job.source]
         body = compose.shorten(answer.body, limit)
-        held = switches.is_paused(switches.REPLIES)
-        outbound_id = db.session.execute(ADD_REPLY, {
+        added = db.session.execute(ADD_REPLY, {
             "webhook_message_id": job.id, "shop_id": shop_id, "kind": answer.kind, "provider": job.source,
-            "recipient": job.customer, "body": body, "status": "held" if held else "sending",
-            "attempts": 0 if held else 1, "payload": answer.payload, "order_id": answer.order_id,
+            "recipient": job.customer, "body": body, "payload": answer.payload, "order_id": answer.order_id,
             "dedup_key": answer.dedup_key,
-        }).scalar_one()
-        if held:
+        }).one()
+        if added.status == "held":
             return None, HELD_NOTE  # committed by ``_finish`` with the message's final status
         db.session.commit()
-        return PendingSend(outbound_id, job.customer, body, answer.payload), None
+        return PendingSend(added.id, job.customer, body, answer.payload), None
     pending = PendingSend(outbound.id, outbound.recipient, outbound.body, outbound.payload)
     if outbound.status == "held":
         return None, HELD_NOTE
@@ -309,16 +334,20 @@ def _set_outbound(outbound_id: int, current: str, **values) -> None:
 
 def _finish(job: Claim, status: str, note: str | None = None, sent: tuple[int, str] | None = None,
             context: str | None = None) -> Outcome:
-    """Record the sent reply and the message's final status in one transaction."""
+    """Record the sent reply and the message's final status in one transaction.
+
+    The same statement finds the sender's next queued message, which waited for this one.
+    """
     now = utcnow()
     if sent is not None:
         db.session.execute(MARK_SENT, {"_id": sent[0], "_provider_id": sent[1], "_now": now})
-    changed = db.session.execute(FINISH, {"_id": job.id, "_attempt": job.attempt, "_status": status,
-                                          "_now": now, "_note": note, "_context": context}).rowcount
+    finished = db.session.execute(FINISH, {"_id": job.id, "_attempt": job.attempt, "_status": status,
+                                           "_now": now, "_note": note, "_context": context,
+                                           "_sender": job.sender_id}).one_or_none()
     db.session.commit()
-    if not changed:
+    if finished is None:
         log.warning("message %s was handed to another worker before attempt %s finished", job.id, job.attempt,
                     extra={"message_id": job.id})
         return Outcome("skipped")
     log.info("message %s %s", job.id, status, extra={"message_id": job.id})
-    return Outcome(status)
+    return Outcome(status, successor=finished.successor)
