@@ -13,6 +13,10 @@ from khaacho.orders.catalog_csv import load_catalog_rows
 from khaacho.orders.matcher import Catalog
 
 _cached: tuple[tuple, Catalog] | None = None
+_products = Product.__table__
+# The catalog's version: how many products are active and the newest change among them.
+_VERSION = (select(func.count(_products.c.id), func.max(_products.c.updated_at))
+            .where(_products.c.active.is_(True)))
 
 
 def import_catalog(source: str | Path | IO[str]) -> tuple[int, int]:
@@ -42,11 +46,7 @@ def import_catalog(source: str | Path | IO[str]) -> tuple[int, int]:
 def active_catalog() -> Catalog:
     """The matcher over active products, rebuilt only when the catalog changed."""
     global _cached
-    version = tuple(
-        db.session.execute(
-            select(func.count(Product.id), func.max(Product.updated_at)).where(Product.active.is_(True))
-        ).one()
-    )
+    version = tuple(db.session.execute(_VERSION).one())
     if _cached is None or _cached[0] != version:
         products = db.session.scalars(select(Product).where(Product.active.is_(True))).all()
         _cached = (version, Catalog(products))

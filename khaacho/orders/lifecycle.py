@@ -7,10 +7,12 @@ that follows it) takes effect once however many workers, taps or ops clicks race
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from decimal import Decimal
+
+from sqlalchemy import bindparam, exists, select, update
 
 from khaacho.extensions import db
-from khaacho.models import Order, OrderStatus, utcnow
+from khaacho.models import Order, OrderItem, OrderStatus, utcnow
 
 PENDING, CONFIRMED, CANCELLED, EXPIRED, DISPATCHED, DELIVERED = (
     OrderStatus.PENDING, OrderStatus.CONFIRMED, OrderStatus.CANCELLED, OrderStatus.EXPIRED,
@@ -58,6 +60,30 @@ def transition(order_id: int, current: str, new: str, actor: str = OPS,
         update(Order).where(*conditions).values(status=str(new), updated_at=utcnow())
         .execution_options(synchronize_session=False)
     ).rowcount == 1
+
+
+_orders, _items = Order.__table__, OrderItem.__table__
+# Confirmed only at the version the shop saw and once no line waits for its pick; the total comes back.
+_CONFIRM = (
+    update(_orders)
+    .where(_orders.c.id == bindparam("_order_id"), _orders.c.status == PENDING.value,
+           _orders.c.version == bindparam("_version"),
+           ~exists().where(_items.c.order_id == _orders.c.id, _items.c.product_id.is_(None)))
+    .values(status=CONFIRMED.value, updated_at=bindparam("_now"))
+    .returning(_orders.c.total)
+)
+
+
+def confirm(order_id: int, version: int, actor: str = SHOP) -> Decimal | None:
+    """Confirm a pending order at ``version`` whose lines are all chosen (not committed); its total.
+
+    None when it did not move: it is no longer pending at that version, or a line still waits
+    for the shop's pick.
+    """
+    if not allowed(PENDING, CONFIRMED, actor):
+        raise ValueError(f"{actor} may not move an order from {PENDING} to {CONFIRMED}")
+    moved = db.session.execute(_CONFIRM, {"_order_id": order_id, "_version": version, "_now": utcnow()})
+    return moved.scalar()
 
 
 def change_status(order_id: int, new: str, actor: str = OPS) -> str | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from khaacho.events import InboundMessage
 from khaacho.extensions import db
@@ -52,19 +52,26 @@ class Turn:
     retry: bool = False  # an earlier attempt ran: what it committed must be found, not made again
 
 
+_orders = Order.__table__
+_ORDER = (select(_orders.c.id, _orders.c.status, _orders.c.version, _orders.c.language,
+                 _orders.c.webhook_message_id)
+          .where(_orders.c.id == bindparam("order_id"), _orders.c.shop_id == bindparam("shop_id"))
+          .with_for_update())
+_LATEST = (select(_orders.c.id, _orders.c.status, _orders.c.version, _orders.c.language, _orders.c.updated_at)
+           .where(_orders.c.shop_id == bindparam("shop_id"),
+                  _orders.c.status.in_(bindparam("statuses", expanding=True)))
+           .order_by(_orders.c.id.desc()).limit(1).with_for_update())
+
+
 def _order(order_id: int, shop_id: int | None):
     """The shop's order (status, version, language), locked; None when it is not this shop's."""
-    return db.session.execute(
-        select(Order.id, Order.status, Order.version, Order.language, Order.webhook_message_id)
-        .where(Order.id == order_id, Order.shop_id == shop_id).with_for_update()).one_or_none()
+    return db.session.execute(_ORDER, {"order_id": order_id, "shop_id": shop_id}).one_or_none()
 
 
 def _latest(shop_id: int | None, *statuses: str):
     """The shop's newest order in one of the statuses, locked."""
-    return db.session.execute(
-        select(Order.id, Order.status, Order.version, Order.language, Order.updated_at)
-        .where(Order.shop_id == shop_id, Order.status.in_([str(s) for s in statuses]))
-        .order_by(Order.id.desc()).limit(1).with_for_update()).one_or_none()
+    found = db.session.execute(_LATEST, {"shop_id": shop_id, "statuses": [str(s) for s in statuses]})
+    return found.one_or_none()
 
 
 def _announce(order_id: int, status: str, language: str, key: str, **values) -> Reply:
@@ -73,21 +80,18 @@ def _announce(order_id: int, status: str, language: str, key: str, **values) -> 
                  dedup_key=notices.dedup_key(order_id, status))
 
 
-def _total(order_id: int) -> str:
-    return compose.money(db.session.scalar(select(Order.total).where(Order.id == order_id)))
-
-
 def _info(turn: Turn, key: str) -> Reply:
     return Reply(HELP, dialogue.say(turn.language, key))
 
 
-def confirm(turn: Turn, order_id: int, language: str, version: int | None = None) -> Reply | str:
+def confirm(turn: Turn, order_id: int, language: str, version: int) -> Reply | str:
     """Confirm a pending order whose lines are all clear; otherwise ask about the next one."""
-    if open_question(order_id) is not None:
-        return prompt(order_id, turn.provider)
-    if not lifecycle.transition(order_id, lifecycle.PENDING, lifecycle.CONFIRMED, lifecycle.SHOP, version):
+    total = lifecycle.confirm(order_id, version)
+    if total is None:
+        if open_question(order_id) is not None:
+            return prompt(order_id, turn.provider)
         return f"order #{order_id} was not pending at this version; not confirmed again"
-    return _announce(order_id, "confirmed", language, "confirmed", total=_total(order_id))
+    return _announce(order_id, "confirmed", language, "confirmed", total=compose.money(total))
 
 
 def cancel(turn: Turn, order_id: int, status: str, language: str) -> Reply | str:

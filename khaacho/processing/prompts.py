@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from khaacho.extensions import db
 from khaacho.models import CLARIFICATION, CONFIRMATION, Order, OrderItem, Product
@@ -60,6 +60,17 @@ def read_tap(tapped_id: str | None) -> Tap | None:
     return Tap(int(found["order"]), int(found["version"]), action)
 
 
+_orders, _items, _products = Order.__table__, OrderItem.__table__, Product.__table__
+# The order's version and language with each of its lines (one row with no line when it has none).
+_PROMPT = (
+    select(_orders.c.version, _orders.c.language, _items.c.id, _items.c.raw_text, _items.c.quantity,
+           _items.c.unit, _items.c.unit_price, _items.c.candidates, _products.c.name)
+    .select_from(_orders.outerjoin(_items, _items.c.order_id == _orders.c.id)
+                 .outerjoin(_products, _products.c.id == _items.c.product_id))
+    .where(_orders.c.id == bindparam("order_id")).order_by(_items.c.id)
+)
+
+
 def open_question(order_id: int) -> tuple[int, str, list[int]] | None:
     """The first line the shop still has to choose for: item id, text and candidate product ids."""
     row = db.session.execute(
@@ -71,19 +82,15 @@ def open_question(order_id: int) -> tuple[int, str, list[int]] | None:
 
 def prompt(order_id: int, provider: str, left_out: tuple[str, ...] = (), out_of_date: bool = False) -> Reply:
     """The order's next question, or its confirmation when every line is clear."""
-    order = db.session.execute(select(Order.version, Order.language).where(Order.id == order_id)).one()
-    typed = provider != "whatsapp"
-    rows = db.session.execute(
-        select(OrderItem.id, OrderItem.raw_text, OrderItem.quantity, OrderItem.unit, OrderItem.unit_price,
-               OrderItem.candidates, Product.name)
-        .outerjoin(Product, Product.id == OrderItem.product_id)
-        .where(OrderItem.order_id == order_id).order_by(OrderItem.id)).all()
-    unclear = next((row for row in rows if row.name is None), None)
+    rows = db.session.execute(_PROMPT, {"order_id": order_id}).all()
+    order, typed = rows[0], provider != "whatsapp"
+    lines = [row for row in rows if row.id is not None]
+    unclear = next((row for row in lines if row.name is None), None)
     if unclear is not None:
         question = (unclear.id, unclear.raw_text, list(unclear.candidates or []))
         return _clarification(order_id, order.version, order.language, question, typed)
     lines = [compose.ReplyLine(row.raw_text, row.name, Decimal(row.quantity), row.unit, row.unit_price)
-             for row in rows]
+             for row in lines]
     body = dialogue.confirmation(order.language, order_id, order.version, lines, list(left_out), typed,
                                  out_of_date)
     if typed:
