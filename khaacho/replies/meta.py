@@ -72,7 +72,7 @@ def send_text(recipient: str, body: str, reply_to: str | None = None,
         message["context"] = {"message_id": reply_to}
     if callback_data:
         message["biz_opaque_callback_data"] = callback_data
-    response = post(f"{config['WHATSAPP_API_URL']}/{phone_id}/messages", json=message,
+    response = post(f"{config['WHATSAPP_API_URL']}/{phone_id}/messages", json_body=message,
                     headers={"Authorization": f"Bearer {token}"})
     if response.ok:
         try:

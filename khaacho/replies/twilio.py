@@ -39,7 +39,7 @@ def send_text(recipient: str, body: str, payload: dict | None = None) -> str:
         data = {"From": sender, "To": to, "ContentSid": content_sid,
                 "ContentVariables": json.dumps(variables)}
     response = post(f"{config['TWILIO_API_URL']}/2010-04-01/Accounts/{sid}/Messages.json",
-                    data=data, auth=(sid, token))
+                    form=data, auth=(sid, token))
     if response.ok:
         try:
             return str(response.json()["sid"])
