@@ -7,9 +7,7 @@ that follows it) takes effect once however many workers, taps or ops clicks race
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import Row, bindparam, exists, select, update
 
 from khaacho.extensions import db
 from khaacho.models import Order, OrderItem, OrderStatus, utcnow
@@ -63,27 +61,28 @@ def transition(order_id: int, current: str, new: str, actor: str = OPS,
 
 
 _orders, _items = Order.__table__, OrderItem.__table__
-# Confirmed only at the version the shop saw and once no line waits for its pick; the total comes back.
+# Confirmed only as the shop's order at the version the shop saw, once no line waits for its pick.
 _CONFIRM = (
     update(_orders)
-    .where(_orders.c.id == bindparam("_order_id"), _orders.c.status == PENDING.value,
-           _orders.c.version == bindparam("_version"),
+    .where(_orders.c.id == bindparam("_order_id"), _orders.c.shop_id == bindparam("_shop_id"),
+           _orders.c.status == PENDING.value, _orders.c.version == bindparam("_version"),
            ~exists().where(_items.c.order_id == _orders.c.id, _items.c.product_id.is_(None)))
     .values(status=CONFIRMED.value, updated_at=bindparam("_now"))
-    .returning(_orders.c.total)
+    .returning(_orders.c.total, _orders.c.language)
 )
 
 
-def confirm(order_id: int, version: int, actor: str = SHOP) -> Decimal | None:
-    """Confirm a pending order at ``version`` whose lines are all chosen (not committed); its total.
+def confirm(order_id: int, shop_id: int | None, version: int, actor: str = SHOP) -> Row | None:
+    """Confirm the shop's pending order at ``version`` once its lines are all chosen (not committed).
 
-    None when it did not move: it is no longer pending at that version, or a line still waits
-    for the shop's pick.
+    Returns its ``total`` and ``language``; None when it did not move: it is not this shop's,
+    no longer pending at that version, or a line still waits for the shop's pick.
     """
     if not allowed(PENDING, CONFIRMED, actor):
         raise ValueError(f"{actor} may not move an order from {PENDING} to {CONFIRMED}")
-    moved = db.session.execute(_CONFIRM, {"_order_id": order_id, "_version": version, "_now": utcnow()})
-    return moved.scalar()
+    moved = db.session.execute(_CONFIRM, {"_order_id": order_id, "_shop_id": shop_id, "_version": version,
+                                          "_now": utcnow()})
+    return moved.one_or_none()
 
 
 def change_status(order_id: int, new: str, actor: str = OPS) -> str | None:

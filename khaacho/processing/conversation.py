@@ -84,14 +84,19 @@ def _info(turn: Turn, key: str) -> Reply:
     return Reply(HELP, dialogue.say(turn.language, key))
 
 
-def confirm(turn: Turn, order_id: int, language: str, version: int) -> Reply | str:
+def confirm(turn: Turn, order_id: int, version: int) -> Reply | str:
     """Confirm a pending order whose lines are all clear; otherwise ask about the next one."""
-    total = lifecycle.confirm(order_id, version)
-    if total is None:
+    confirmed = lifecycle.confirm(order_id, turn.shop_id, version)
+    if confirmed is None:
         if open_question(order_id) is not None:
             return prompt(order_id, turn.provider)
         return f"order #{order_id} was not pending at this version; not confirmed again"
-    return _announce(order_id, "confirmed", language, "confirmed", total=compose.money(total))
+    return _confirmed(order_id, confirmed)
+
+
+def _confirmed(order_id: int, moved) -> Reply:
+    """The answer that the order is confirmed, with its total, in its language."""
+    return _announce(order_id, "confirmed", moved.language, "confirmed", total=compose.money(moved.total))
 
 
 def cancel(turn: Turn, order_id: int, status: str, language: str) -> Reply | str:
@@ -119,6 +124,10 @@ def on_tap(turn: Turn, event: InboundMessage) -> Reply | str:
     tap = read_tap(event.tapped_id)
     if tap is None:
         return f"tap {event.tapped_id!r}: not one of our buttons; nothing to do"
+    if tap.action == "confirm":  # the usual tap: confirmed in one statement when nothing stands in the way
+        confirmed = lifecycle.confirm(tap.order_id, turn.shop_id, tap.version)
+        if confirmed is not None:
+            return _confirmed(tap.order_id, confirmed)
     order = _order(tap.order_id, turn.shop_id)
     if order is None:
         return f"tap {event.tapped_id!r}: no such order of this shop"
@@ -129,7 +138,7 @@ def on_tap(turn: Turn, event: InboundMessage) -> Reply | str:
     if tap.version != order.version:
         return prompt(order.id, turn.provider, out_of_date=True)
     if tap.action == "confirm":
-        return confirm(turn, order.id, order.language, order.version)
+        return confirm(turn, order.id, order.version)
     if tap.action == "change":
         return ask_change(order.id, order.language)
     if tap.action == "cancel":
@@ -195,7 +204,7 @@ def _typed(turn: Turn, answer: str, pending) -> Reply | str:
             return "typed confirmation with no pending order; nothing to do"
         return _info(turn, "nothing_pending")
     if answer == answers.CONFIRM:
-        return confirm(turn, pending.id, pending.language, pending.version)
+        return confirm(turn, pending.id, pending.version)
     return ask_change(pending.id, pending.language)
 
 
