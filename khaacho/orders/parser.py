@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ class ParsedLine:
     pack: tuple[float, str] | None = None  # size of each counted item: "oil 1 ltr x 10 pcs" -> (1.0, "litre")
 
 
+# The worker reads one message several ways (a choice, a typed answer, a repeat, a price question,
+# order lines), each from its normalized text: normalized once, not once per reading.
+@functools.lru_cache(maxsize=512)
 def normalize(text: str) -> str:
     """Lowercase, NFC, ASCII digits, and drop everything but letters, marks, digits and decimal points."""
     text = unicodedata.normalize("NFC", text).lower().translate(ASCII_DIGITS)
