@@ -108,7 +108,7 @@ _SUCCESSOR = (
 _CLAIMED = (_me.attempts, _me.error_count, _me.webhook_source, _me.message_id, _me.phone_number,
             _me.sender_id, _me.message_type, _me.message_text, _me.payload, _me.message_timestamp,
             _me.request_id, _me.relayed_at, _me.next_attempt_at)
-# The hot path's statements are built once; ``onupdate`` still stamps ``updated_at``. The claim
+# The hot path's statements are built once, each stamping ``updated_at`` itself. The claim
 # leaves ``next_attempt_at`` as it was (the finish or the next failure overwrites it), so it
 # returns when the message became due, for the queue-wait timing.
 CLAIM = (
@@ -129,14 +129,16 @@ ADD_REPLY = (insert(_replies)
              .values(status=case((_REPLIES_PAUSED, "held"), else_="sending"),
                      attempts=case((_REPLIES_PAUSED, 0), else_=1))
              .returning(_replies.c.id, _replies.c.status))
-MARK_SENT = (update(_replies).where(_replies.c.id == bindparam("_id"))
+MARK_SENT = (update(_replies).where(_replies.c.id == bindparam("_outbound_id"))
              .values(status="sent", provider_message_id=bindparam("_provider_id"), sent_at=bindparam("_now"),
-                     last_error=None))
+                     last_error=None, updated_at=bindparam("_now")))
 FINISH = (update(_messages).where(in_attempt(bindparam("_id"), bindparam("_attempt")))
           .values(status=bindparam("_status"), processed_at=bindparam("_now"),
                   error_message=bindparam("_note"), context_message_id=bindparam("_context"),
-                  next_attempt_at=None)
+                  next_attempt_at=None, updated_at=bindparam("_now"))
           .returning(_SUCCESSOR.label("successor")))
+# On PostgreSQL the reply's update rides on the finish as a data-modifying CTE: one statement.
+FINISH_SENT = FINISH.add_cte(MARK_SENT.cte("sent"))
 NEXT_WAITING = select(_SUCCESSOR)
 
 
@@ -334,16 +336,26 @@ def _set_outbound(outbound_id: int, current: str, **values) -> None:
 
 def _finish(job: Claim, status: str, note: str | None = None, sent: tuple[int, str] | None = None,
             context: str | None = None) -> Outcome:
-    """Record the sent reply and the message's final status in one transaction.
+    """Record the sent reply and the message's final status at once; commits.
 
-    The same statement finds the sender's next queued message, which waited for this one.
+    The same statement finds the sender's next queued message, which waited for this one. A
+    sent reply was committed ``sending`` before it went out, so no transaction is open then: on
+    PostgreSQL its update and the message's are one statement in autocommit (no BEGIN and COMMIT
+    round trips), on SQLite two statements in one transaction. Otherwise the status is committed
+    with the claim (and any held reply) of the open transaction.
     """
     now = utcnow()
+    params = {"_id": job.id, "_attempt": job.attempt, "_status": status, "_now": now, "_note": note,
+              "_context": context, "_sender": job.sender_id}
+    statement = FINISH
     if sent is not None:
-        db.session.execute(MARK_SENT, {"_id": sent[0], "_provider_id": sent[1], "_now": now})
-    finished = db.session.execute(FINISH, {"_id": job.id, "_attempt": job.attempt, "_status": status,
-                                           "_now": now, "_note": note, "_context": context,
-                                           "_sender": job.sender_id}).one_or_none()
+        params.update(_outbound_id=sent[0], _provider_id=sent[1])
+        if db.engine.dialect.name == "postgresql":
+            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            statement = FINISH_SENT
+        else:
+            db.session.execute(MARK_SENT, params)
+    finished = db.session.execute(statement, params).one_or_none()
     db.session.commit()
     if finished is None:
         log.warning("message %s was handed to another worker before attempt %s finished", job.id, job.attempt,
