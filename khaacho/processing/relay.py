@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 import psycopg
 from flask import Flask, current_app
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from khaacho.extensions import db
@@ -76,26 +76,30 @@ def relay_once(batch_size: int = BATCH_SIZE) -> int:
 
     Nothing is claimed while processing is paused: the messages wait ``queued`` for the resume.
     """
-    if switches.is_paused(switches.PROCESSING):
-        return 0
     claimed = _claim(batch_size)
     if claimed:
         _enqueue(_limit(claimed))
     return len(claimed)
 
 
+# Unrelayed queued rows, oldest first, none while processing is paused (the claim's own condition).
+_PICKED = (select(_messages.c.id)
+           .where(_messages.c.status == QUEUED, _messages.c.relayed_at.is_(None),
+                  ~switches.paused_clause(switches.PROCESSING))
+           .order_by(_messages.c.id).limit(bindparam("_batch")).with_for_update(skip_locked=True))
+_CLAIM = (update(_messages).where(_messages.c.id.in_(_PICKED.scalar_subquery()))
+          .values(relayed_at=bindparam("_now"), updated_at=bindparam("_now"))
+          .returning(_messages.c.id, _messages.c.sender_id, _messages.c.webhook_source))
+
+
 def _claim(batch_size: int) -> list[Row]:
-    """Stamp and commit up to ``batch_size`` unrelayed queued rows; their id, sender and source, by id."""
-    now = utcnow()
-    picked = (select(_messages.c.id)
-              .where(_messages.c.status == QUEUED, _messages.c.relayed_at.is_(None))
-              .order_by(_messages.c.id).limit(batch_size).with_for_update(skip_locked=True))
-    with db.engine.begin() as conn:
-        rows = conn.execute(
-            update(_messages).where(_messages.c.id.in_(picked.scalar_subquery()))
-            .values(relayed_at=now, updated_at=now)
-            .returning(_messages.c.id, _messages.c.sender_id, _messages.c.webhook_source)
-        ).all()
+    """Stamp up to ``batch_size`` unrelayed queued rows; their id, sender and source, by id.
+
+    One statement, committed on its own (autocommit: no BEGIN and COMMIT round trips).
+    """
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        rows = conn.execute(_CLAIM, {"_batch": batch_size, "_now": utcnow()}).all()
     return sorted(rows)
 
 
