@@ -8,6 +8,7 @@ Each returns the reply to send, or a note for ops when there is nothing to say.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,6 +29,7 @@ from khaacho.models import (
     OutboundMessage,
     Product,
     WebhookMessage,
+    one_of,
     utcnow,
 )
 from khaacho.orders import lifecycle
@@ -57,10 +59,6 @@ _ORDER = (select(_orders.c.id, _orders.c.status, _orders.c.version, _orders.c.la
                  _orders.c.webhook_message_id)
           .where(_orders.c.id == bindparam("order_id"), _orders.c.shop_id == bindparam("shop_id"))
           .with_for_update())
-_LATEST = (select(_orders.c.id, _orders.c.status, _orders.c.version, _orders.c.language, _orders.c.updated_at)
-           .where(_orders.c.shop_id == bindparam("shop_id"),
-                  _orders.c.status.in_(bindparam("statuses", expanding=True)))
-           .order_by(_orders.c.id.desc()).limit(1).with_for_update())
 
 
 def _order(order_id: int, shop_id: int | None):
@@ -70,8 +68,15 @@ def _order(order_id: int, shop_id: int | None):
 
 def _latest(shop_id: int | None, *statuses: str):
     """The shop's newest order in one of the statuses, locked."""
-    found = db.session.execute(_LATEST, {"shop_id": shop_id, "statuses": [str(s) for s in statuses]})
-    return found.one_or_none()
+    return db.session.execute(_latest_statement(statuses), {"shop_id": shop_id}).one_or_none()
+
+
+@functools.cache
+def _latest_statement(statuses: tuple[str, ...]):
+    columns = (_orders.c.id, _orders.c.status, _orders.c.version, _orders.c.language, _orders.c.updated_at)
+    return (select(*columns)
+            .where(_orders.c.shop_id == bindparam("shop_id"), one_of(_orders.c.status, statuses))
+            .order_by(_orders.c.id.desc()).limit(1).with_for_update())
 
 
 def _announce(order_id: int, status: str, language: str, key: str, **values) -> Reply:

@@ -23,7 +23,7 @@ from khaacho import events
 from khaacho.events import InboundMessage
 from khaacho.extensions import db
 from khaacho.logs import request_id_var
-from khaacho.models import ACKNOWLEDGEMENT, UNFINISHED, OutboundMessage, WebhookMessage, utcnow
+from khaacho.models import ACKNOWLEDGEMENT, UNFINISHED, OutboundMessage, WebhookMessage, one_of, utcnow
 from khaacho.ops import switches
 from khaacho.processing import conversation, kinds, shops
 from khaacho.processing.prompts import INTERACTIVE_BODY, Reply
@@ -89,9 +89,11 @@ class PendingSend:
 
 _messages, _replies = WebhookMessage.__table__, OutboundMessage.__table__
 _me, _other = _messages.c, _messages.alias("other").c
+
+
 # Without both timestamps (Twilio signs none), or within the same second, arrival decides.
 _OLDER_IN_HAND = exists().where(
-    _other.sender_id == _me.sender_id, _other.status.in_(UNFINISHED), _other.id != _me.id,
+    _other.sender_id == _me.sender_id, one_of(_other.status, UNFINISHED), _other.id != _me.id,
     or_(_other.message_timestamp < _me.message_timestamp,
         and_(or_(_me.message_timestamp.is_(None), _other.message_timestamp.is_(None),
                  _other.message_timestamp == _me.message_timestamp),
@@ -113,7 +115,7 @@ _CLAIMED = (_me.attempts, _me.error_count, _me.webhook_source, _me.message_id, _
 # returns when the message became due, for the queue-wait timing.
 CLAIM = (
     update(_messages)
-    .where(_me.id == bindparam("_id"), _me.status.in_(CLAIMABLE))
+    .where(_me.id == bindparam("_id"), one_of(_me.status, CLAIMABLE))
     .values(status="processing", attempts=_me.attempts + 1, updated_at=bindparam("_now"))
     .returning(*_CLAIMED)
 )
