@@ -334,7 +334,7 @@ class _Row:
 )
 def test_catalog_takes_dicts_or_model_objects_and_either_alias_form(product):
     line = Catalog([product]).match(ParsedLine("5 kg cheeni", "cheeni", 5, "kg"))
-    assert line == OrderLine("5 kg cheeni", "SUGAR", 7, 5, "kg", Decimal("110"))
+    assert line == OrderLine("5 kg cheeni", "SUGAR", 7, 5, "kg", Decimal("110"), name="Sugar")
 
 
 def _bench():

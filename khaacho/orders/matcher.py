@@ -62,6 +62,7 @@ class OrderLine:
     unit_price: Decimal | None
     status: str = MATCHED
     candidates: tuple[Product, ...] = ()
+    name: str | None = None  # the matched product's name, for the reply
 
     def to_json(self) -> dict[str, Any]:
         """The line as printed by `flask orders parse`."""
@@ -265,7 +266,7 @@ class Catalog:
             status, candidates = resolution.status, resolution.candidates
             return OrderLine(line.text, None, None, quantity, unit, None, status, candidates)
         price = product.price if unit == product.unit else None
-        return OrderLine(line.text, product.sku, product.id, quantity, unit, price)
+        return OrderLine(line.text, product.sku, product.id, quantity, unit, price, name=product.name)
 
 
 def _unpack(

@@ -191,11 +191,10 @@ def on_text(turn: Turn, event: InboundMessage) -> Reply | str:
     if target is not None:
         left_out = ordering.amend(target, lines, turn.message_id)
         return prompt(target, turn.provider, tuple(left_out))
-    order_id, left_out = ordering.create_order(turn.message_id, turn.customer, turn.shop_id, lines,
-                                               turn.language)
-    if order_id is None:
-        return Reply(CLARIFICATION, compose.not_found(left_out))
-    return prompt(order_id, turn.provider, tuple(left_out))
+    made = ordering.create_order(turn.message_id, turn.customer, turn.shop_id, lines, turn.language)
+    if made.order_id is None:
+        return Reply(CLARIFICATION, compose.not_found(made.left_out))
+    return prompt(made.order_id, turn.provider, tuple(made.left_out), new=(turn.language, made.lines))
 
 
 def _typed(turn: Turn, answer: str, pending) -> Reply | str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import delete, func, insert, select, update
 
@@ -15,6 +16,7 @@ from khaacho.events import CartItem
 from khaacho.extensions import db
 from khaacho.models import Order, OrderItem, OrderStatus, Product, utcnow
 from khaacho.orders.matcher import MATCHED, Catalog, OrderLine, convert, read_order
+from khaacho.processing.prompts import PromptLine
 from khaacho.replies import compose
 
 CENT = Decimal("0.01")
@@ -22,7 +24,15 @@ CENT = Decimal("0.01")
 MAX_CHOICES = 9
 
 ADD_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
-ADD_ITEMS = insert(OrderItem.__table__)
+ADD_ITEMS = insert(OrderItem.__table__).returning(OrderItem.__table__.c.id, sort_by_parameter_order=True)
+
+
+class NewOrder(NamedTuple):
+    """What a text made: the order's id (None when no line was usable), its lines, the lines left out."""
+
+    order_id: int | None
+    lines: list[PromptLine]
+    left_out: list[str]
 
 
 def read_lines(text: str | None, catalog: Catalog) -> list[OrderLine]:
@@ -49,24 +59,35 @@ def _items(lines: list[OrderLine], message_id: int) -> tuple[list[dict], list[st
 
 
 def create_order(message_id: int, customer: str, shop_id: int | None, lines: list[OrderLine],
-                 language: str) -> tuple[int | None, list[str]]:
-    """Insert a pending order for the lines; its id (None when no line is usable) and the lines left out."""
+                 language: str) -> NewOrder:
+    """Insert a pending order for the lines; with its lines as stored, so the prompt need not read them."""
     items, left_out = _items(lines, message_id)
     if not items:
-        return None, left_out
-    return insert_order(message_id, customer, shop_id, items, language), left_out
+        return NewOrder(None, [], left_out)
+    order_id, item_ids = _insert(message_id, customer, shop_id, items, language)
+    names = {line.product_id: line.name for line in lines if line.product_id is not None}
+    stored = [PromptLine(item_id, item["raw_text"], item["quantity"], item["unit"], item["unit_price"],
+                         item["candidates"], names.get(item["product_id"]))
+              for item_id, item in zip(item_ids, items, strict=True)]
+    return NewOrder(order_id, stored, left_out)
 
 
 def insert_order(message_id: int, customer: str, shop_id: int | None, items: list[dict],
                  language: str) -> int:
     """Insert a pending order with these items; its id."""
+    return _insert(message_id, customer, shop_id, items, language)[0]
+
+
+def _insert(message_id: int, customer: str, shop_id: int | None, items: list[dict],
+            language: str) -> tuple[int, list[int]]:
+    """Insert a pending order with these items; its id and the items' ids, in order."""
     now = utcnow()
     order_id = db.session.execute(ADD_ORDER, {
         "webhook_message_id": message_id, "phone_number": customer, "shop_id": shop_id,
         "status": OrderStatus.PENDING.value, "version": 1, "language": language, "total": _total(items),
         "created_at": now, "updated_at": now}).scalar_one()
-    db.session.execute(ADD_ITEMS, [dict(item, order_id=order_id) for item in items])
-    return order_id
+    item_ids = db.session.scalars(ADD_ITEMS, [dict(item, order_id=order_id) for item in items]).all()
+    return order_id, item_ids
 
 
 def _total(items: list[dict]) -> Decimal:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 
@@ -60,6 +61,18 @@ def read_tap(tapped_id: str | None) -> Tap | None:
     return Tap(int(found["order"]), int(found["version"]), action)
 
 
+class PromptLine(NamedTuple):
+    """An order line as the prompt shows it (the fields of the prompt's read of a line)."""
+
+    id: int
+    raw_text: str
+    quantity: Decimal
+    unit: str | None
+    unit_price: Decimal | None
+    candidates: list[int] | None
+    name: str | None  # the product's; None while the shop has to choose one
+
+
 _orders, _items, _products = Order.__table__, OrderItem.__table__, Product.__table__
 # The order's version and language with each of its lines (one row with no line when it has none).
 _PROMPT = (
@@ -80,23 +93,30 @@ def open_question(order_id: int) -> tuple[int, str, list[int]] | None:
     return None if row is None else (row.id, row.raw_text, list(row.candidates or []))
 
 
-def prompt(order_id: int, provider: str, left_out: tuple[str, ...] = (), out_of_date: bool = False) -> Reply:
-    """The order's next question, or its confirmation when every line is clear."""
-    rows = db.session.execute(_PROMPT, {"order_id": order_id}).all()
-    order, typed = rows[0], provider != "whatsapp"
-    lines = [row for row in rows if row.id is not None]
-    unclear = next((row for row in lines if row.name is None), None)
+def prompt(order_id: int, provider: str, left_out: tuple[str, ...] = (), out_of_date: bool = False,
+           new: tuple[str, list[PromptLine]] | None = None) -> Reply:
+    """The order's next question, or its confirmation when every line is clear.
+
+    ``new`` is the language and lines of an order just inserted (version 1): not read back.
+    """
+    if new is None:
+        rows = db.session.execute(_PROMPT, {"order_id": order_id}).all()
+        version, language = rows[0].version, rows[0].language
+        lines = [row for row in rows if row.id is not None]
+    else:
+        version, (language, lines) = 1, new
+    typed = provider != "whatsapp"
+    unclear = next((line for line in lines if line.name is None), None)
     if unclear is not None:
         question = (unclear.id, unclear.raw_text, list(unclear.candidates or []))
-        return _clarification(order_id, order.version, order.language, question, typed)
-    lines = [compose.ReplyLine(row.raw_text, row.name, Decimal(row.quantity), row.unit, row.unit_price)
-             for row in lines]
-    body = dialogue.confirmation(order.language, order_id, order.version, lines, list(left_out), typed,
-                                 out_of_date)
+        return _clarification(order_id, version, language, question, typed)
+    shown = [compose.ReplyLine(line.raw_text, line.name, Decimal(line.quantity), line.unit, line.unit_price)
+             for line in lines]
+    body = dialogue.confirmation(language, order_id, version, shown, list(left_out), typed, out_of_date)
     if typed:
         return Reply(CONFIRMATION, compose.shorten(body, MAX_LENGTH[provider]), order_id=order_id)
-    titles = dialogue.BUTTONS[order.language]
-    buttons = [[f"order:{order_id}:v{order.version}:{action}", dialogue.title(name, dialogue.BUTTON_TITLE)]
+    titles = dialogue.BUTTONS[language]
+    buttons = [[f"order:{order_id}:v{version}:{action}", dialogue.title(name, dialogue.BUTTON_TITLE)]
                for action, name in zip(ACTIONS, titles, strict=True)]
     return Reply(CONFIRMATION, compose.shorten(body, INTERACTIVE_BODY), {"buttons": buttons}, order_id)
 
