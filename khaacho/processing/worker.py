@@ -44,7 +44,7 @@ WAIT_FOR_OLDER_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one run: the message's status (or ``skipped``) and any retry delay."""
+    """What became of one run: the message's status (or ``skipped``, ``paused``, ``waiting``), any retry."""
 
     status: str
     retry_in: float | None = None
@@ -89,8 +89,6 @@ class PendingSend:
 
 _messages, _replies = WebhookMessage.__table__, OutboundMessage.__table__
 _me, _other = _messages.c, _messages.alias("other").c
-
-
 # Without both timestamps (Twilio signs none), or within the same second, arrival decides.
 _OLDER_IN_HAND = exists().where(
     _other.sender_id == _me.sender_id, one_of(_other.status, UNFINISHED), _other.id != _me.id,
@@ -120,7 +118,7 @@ CLAIM = (
     .returning(*_CLAIMED)
 )
 # The same claim in one statement with the checks that come first: processing is not paused, and
-# no older message of the sender is unfinished (see ``_older_in_hand``).
+# no older message of the sender is unfinished (see :func:`process`).
 CLAIM_IN_TURN = CLAIM.where(~switches.paused_clause(switches.PROCESSING), ~_OLDER_IN_HAND)
 # Why a message was not claimed in turn: its status (None: no such row) and the processing switch.
 NOT_CLAIMED = select(_me.status, switches.paused_clause(switches.PROCESSING).label("paused")).where(
