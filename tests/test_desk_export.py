@@ -138,3 +138,32 @@ def test_status_command_refuses_unknown_orders_and_disallowed_moves(shop, httpse
         assert db.session.get(Order, order).version == 1
         assert db.session.query(OpsAction).count() == 0
     assert provider_requests(httpserver) == []
+
+
+def test_csv_cells_are_written_alike_on_both_backends(shop):
+    """Quantities without trailing zeros, paisa rounded half to even, UTC seconds, quoting as csv does."""
+    name = 'Sita "Ama" Pasal, सिता किराना'
+    sita = add_shop(shop, "+9779800000002", name)
+    at = _day(1).replace(hour=6, minute=7, second=8, microsecond=999999)
+    order = add_order(shop, sita, text="2.5 kg chini\n10 kg musuro dal", at=at)
+    with shop.app_context():
+        chini = db.session.get(Order, order).items[0]
+        chini.unit_price = Decimal("0.25")  # 2.5 x 0.25 = 0.625: half to even is 0.62, half up 0.63
+        db.session.commit()
+    day = at.date().isoformat()
+    text = signed_in(shop, "viewer").get(f"/dashboard/orders.csv?from={day}&to={day}").get_data(as_text=True)
+    lines = text.split("\r\n")
+    assert lines[0] == HEADER_LINE and lines[-1] == ""
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    shop_cells = "'+9779800000002,\"Sita \"\"Ama\"\" Pasal, सिता किराना\""
+    with shop.app_context():
+        placed = db.session.get(Order, order)
+        chini, dal = placed.items
+        total = format(placed.total, ".2f")
+        assert lines[1:3] == [
+            f"{order},{stamp},confirmed,{shop_cells},{chini.product.sku},{chini.product.name},2.5,kg,0.25,0.62,"
+            f"{total}",
+            f"{order},{stamp},confirmed,{shop_cells},{dal.product.sku},{dal.product.name},10,kg,{dal.unit_price},"
+            f"{format(10 * dal.unit_price, '.2f')},{total}",
+        ]
+    assert len(lines) == 4
