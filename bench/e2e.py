@@ -4,7 +4,8 @@ Starts, all on loopback: a redis-server of its own, a PostgreSQL database create
 (dropped after; migrations and the demo catalog through the real CLI), a stand-in for Meta's send
 API that notes when each reply arrives and which inbound message it answers
 (``context.message_id``), ``gunicorn wsgi:app`` with 4 sync workers and one
-``huey_consumer wsgi.huey`` (the worker service as deployed). Then, for each offered rate, it
+``huey_consumer wsgi.huey`` (the worker service as deployed). After a short warm-up that is not
+counted (``--warm-up`` seconds at 20 messages/s, every reply awaited), for each offered rate it
 sends signed Meta order messages open-loop (each at its scheduled time, from many senders so no
 limit is hit) for ``--seconds``, waits for the replies, and reports the arrival-to-reply latency
 (p50/p95/p99), the replies missing, and non-2xx answers.
@@ -108,12 +109,32 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+def replied(sent: dict[str, float], seconds: float) -> bool:
+    """Wait up to ``seconds`` for a reply to every sent message; whether all came."""
+    deadline = time.monotonic() + seconds
+    while any(m not in TimingStandIn.arrived for m in sent):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def warm_up(port: int, args: argparse.Namespace) -> None:
+    """A few seconds at a low rate, not counted, so each rate meets running services as in production.
+
+    Started with the load, the consumer would still be importing the app, connecting and reading
+    the catalog while the first messages wait: the first seconds of the first rate would measure
+    its start-up (about 1 s), not its steady latency.
+    """
+    sent, failures = offer(port, 20, args.warm_up, "wamid.E2EWARM", 4)
+    if failures or not replied(sent, args.drain):
+        raise SystemExit("warm-up: the services did not answer and reply to every message")
+
+
 def measure(port: int, rate: int, args: argparse.Namespace) -> dict:
     prefix = f"wamid.E2E{rate}x"
     sent, failures = offer(port, rate, args.seconds, prefix, args.threads)
-    deadline = time.monotonic() + args.drain
-    while time.monotonic() < deadline and any(m not in TimingStandIn.arrived for m in sent):
-        time.sleep(0.2)
+    replied(sent, args.drain)
     latencies = [(TimingStandIn.arrived[m] - t) * 1000 for m, t in sent.items() if m in TimingStandIn.arrived]
     return {"rate": rate, "offered": rate * args.seconds, "acknowledged": len(sent), "non_2xx": failures,
             "replied": len(latencies), "missing": len(sent) - len(latencies),
@@ -127,6 +148,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=60, help="how long each rate is offered")
     parser.add_argument("--threads", type=int, default=48, help="sending threads")
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for the last replies")
+    parser.add_argument("--warm-up", type=int, default=3, help="seconds at 20 messages/s before measuring")
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--consumer-threads", type=int, default=4)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -150,6 +172,7 @@ def main() -> int:
             wait_for_app(f"http://127.0.0.1:{port}/healthz", web, args.web_workers, timeout=30)
             services.start("consumer", [str(BIN / "huey_consumer"), "wsgi.huey", "-k", "thread", "-w",
                                         str(args.consumer_threads), "-q"], env)
+            warm_up(port, args)
             results = [measure(port, int(rate), args) for rate in args.rates.split(",")]
         finally:
             services.stop_all()
