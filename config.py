@@ -54,6 +54,16 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
 
 
+def env_url(name: str, default: str | None = None) -> str | None:
+    """Return the variable as an http(s) URL without a trailing slash (a provider or receiver address)."""
+    raw = env_str(name, default)
+    if raw is None:
+        return None
+    if not raw.lower().startswith(("https://", "http://")) or len(raw.split("://", 1)[1].strip("/")) == 0:
+        raise ConfigError(f"{name}={raw!r} is not an http(s) URL")
+    return raw.rstrip("/")
+
+
 def env_list(name: str) -> list[str]:
     """Return a comma-separated variable as a list of non-empty items."""
     raw = env_str(name, "") or ""
@@ -130,11 +140,11 @@ class Config:
         self.WHATSAPP_APP_SECRETS = env_list("WHATSAPP_APP_SECRET")
         self.WHATSAPP_ACCESS_TOKEN = env_str("WHATSAPP_ACCESS_TOKEN")
         self.WHATSAPP_PHONE_NUMBER_ID = env_str("WHATSAPP_PHONE_NUMBER_ID")
-        self.WHATSAPP_API_URL = env_str("WHATSAPP_API_URL", "https://graph.facebook.com/v21.0").rstrip("/")
+        self.WHATSAPP_API_URL = env_url("WHATSAPP_API_URL", "https://graph.facebook.com/v21.0")
         self.TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
         self.TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
         self.TWILIO_WHATSAPP_NUMBER = env_str("TWILIO_WHATSAPP_NUMBER")
-        self.TWILIO_API_URL = env_str("TWILIO_API_URL", "https://api.twilio.com").rstrip("/")
+        self.TWILIO_API_URL = env_url("TWILIO_API_URL", "https://api.twilio.com")
         self.TWILIO_SKIP_VALIDATION = env_bool("TWILIO_SKIP_VALIDATION")
 
         self.TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1)
@@ -150,9 +160,7 @@ class Config:
         self.WHATSAPP_TEMPLATE_ORDER_UPDATE = env_str("WHATSAPP_TEMPLATE_ORDER_UPDATE")
         self.WHATSAPP_TEMPLATE_LANGUAGE = env_str("WHATSAPP_TEMPLATE_LANGUAGE", "en")
         self.TWILIO_CONTENT_SID_ORDER_UPDATE = env_str("TWILIO_CONTENT_SID_ORDER_UPDATE")
-        self.ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL")
-        if self.ALERT_WEBHOOK_URL and not self.ALERT_WEBHOOK_URL.startswith(("https://", "http://")):
-            raise ConfigError("ALERT_WEBHOOK_URL must be an http(s) URL")
+        self.ALERT_WEBHOOK_URL = env_url("ALERT_WEBHOOK_URL")
         self.WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, minimum=1)
         self.WORKER_SILENT_SECONDS = env_int("WORKER_SILENT_SECONDS", 120, minimum=1)
 

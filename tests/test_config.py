@@ -1,5 +1,7 @@
 """Configuration is read from the environment and refuses values that cannot work."""
 
+import re
+
 import pytest
 
 from config import Config, ConfigError, ProductionConfig, config_from_env, database_url
@@ -43,11 +45,14 @@ def test_defaults_are_the_contracts(clean_env):
         ("WEBHOOK_RATE_LIMIT_MAX", "0", "WEBHOOK_RATE_LIMIT_MAX=0 must be at least 1"),
         ("TASK_MAX_RETRIES", "-1", "TASK_MAX_RETRIES=-1 must be at least 0"),
         ("TWILIO_SKIP_VALIDATION", "maybe", "TWILIO_SKIP_VALIDATION='maybe' is not a boolean"),
+        ("WHATSAPP_API_URL", "graph.facebook.com", "WHATSAPP_API_URL='graph.facebook.com' is not an http(s)"),
+        ("TWILIO_API_URL", "ftp://api.twilio.com", "TWILIO_API_URL='ftp://api.twilio.com' is not an http(s)"),
+        ("ALERT_WEBHOOK_URL", "https://", "ALERT_WEBHOOK_URL='https://' is not an http(s) URL"),
     ],
 )
 def test_bad_value_names_the_variable(clean_env, name, value, message):
     clean_env.setenv(name, value)
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         Config()
 
 

@@ -82,8 +82,8 @@ def post(url: str, *, json_body: dict | None = None, form: dict[str, str] | None
     if auth is not None:
         headers.update(urllib3.make_headers(basic_auth=":".join(auth)))
     pool = pools().get(url.split(":", 1)[0])
-    if pool is None:
-        raise RetryableSendError(f"provider unreachable: not an http or https URL: {url}")
+    if pool is None:  # configuration refuses such a provider URL at start; no retry could mend it
+        raise PermanentSendError(f"not an http or https URL: {url}")
     try:
         answer = pool.request("POST", url, body=body, headers=headers)
     except NewConnectionError as exc:  # refused or unresolvable (urllib3 counts it among the timeouts)
