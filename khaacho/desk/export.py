@@ -117,6 +117,7 @@ def _formatted_by_postgresql(start: date, end: date, status: str) -> Iterator[tu
 
 
 def _formatted_here(start: date, end: date, status: str) -> Iterator[tuple[str, ...]]:
+    """Rows of values formatted in Python (SQLite, the embedded default)."""
     result = db.session.execute(_query(_as_values(), start, end, status))
     order_id, head, total = None, (), ""
     for oid, created, status_, phone, shop_name, sku, product, quantity, unit, price, order_total in result:
