@@ -92,11 +92,14 @@ def _info(turn: Turn, key: str) -> Reply:
 def confirm(turn: Turn, order_id: int, version: int) -> Reply | str:
     """Confirm a pending order whose lines are all clear; otherwise ask about the next one."""
     confirmed = lifecycle.confirm(order_id, turn.shop_id, version)
-    if confirmed is None:
-        if open_question(order_id) is not None:
-            return prompt(order_id, turn.provider)
-        return f"order #{order_id} was not pending at this version; not confirmed again"
-    return _confirmed(order_id, confirmed)
+    return _not_confirmed(turn, order_id) if confirmed is None else _confirmed(order_id, confirmed)
+
+
+def _not_confirmed(turn: Turn, order_id: int) -> Reply | str:
+    """After a confirmation that did not take: the line the shop still has to choose, or a note."""
+    if open_question(order_id) is not None:
+        return prompt(order_id, turn.provider)
+    return f"order #{order_id} was not pending at this version; not confirmed again"
 
 
 def _confirmed(order_id: int, moved) -> Reply:
@@ -143,7 +146,9 @@ def on_tap(turn: Turn, event: InboundMessage) -> Reply | str:
     if tap.version != order.version:
         return prompt(order.id, turn.provider, out_of_date=True)
     if tap.action == "confirm":
-        return confirm(turn, order.id, order.version)
+        # Pending at the tapped version and this shop's (its row locked), yet not confirmed above:
+        # a line still waits for the shop's choice. Trying the same update again would change nothing.
+        return _not_confirmed(turn, order.id)
     if tap.action == "change":
         return ask_change(order.id, order.language)
     if tap.action == "cancel":
