@@ -191,7 +191,7 @@ def served(app: str, args: argparse.Namespace, env: dict, workdir: Path) -> Iter
         server.wait(15)
 
 
-def _pids(cmdline_part: str) -> list[int]:
+def pids_of(cmdline_part: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -204,7 +204,7 @@ def _pids(cmdline_part: str) -> list[int]:
     return found
 
 
-def _cpu_seconds(pids: list[int]) -> float:
+def cpu_seconds(pids: list[int]) -> float:
     ticks = 0
     for pid in pids:
         try:
@@ -223,9 +223,9 @@ def cpu_snapshot(url: str, env: dict) -> dict[str, float]:
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,))]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
-        "app": _cpu_seconds(_pids(f"-b 127.0.0.1:{urlsplit(url).port} ")),
-        "postgres": _cpu_seconds(backends),
-        "redis": _cpu_seconds(_pids(f"redis-server 127.0.0.1:{urlsplit(env['REDIS_URL']).port}")),
+        "app": cpu_seconds(pids_of(f"-b 127.0.0.1:{urlsplit(url).port} ")),
+        "postgres": cpu_seconds(backends),
+        "redis": cpu_seconds(pids_of(f"redis-server 127.0.0.1:{urlsplit(env['REDIS_URL']).port}")),
         "wrk": children.ru_utime + children.ru_stime,
     }
 

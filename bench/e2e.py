@@ -25,16 +25,19 @@ import argparse
 import http.client
 import json
 import os
+import resource
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ack import wait_for_app  # noqa: E402
+from bench.ack import cpu_seconds, pids_of, wait_for_app  # noqa: E402
 from bench.horizontal import ORDER_TEXTS, RecordingStandIn, Services, signed  # noqa: E402
 from bench.refapps import PATH  # noqa: E402
 from bench.worker import (  # noqa: E402
@@ -131,15 +134,36 @@ def warm_up(port: int, args: argparse.Namespace) -> None:
         raise SystemExit("warm-up: the services did not answer and reply to every message")
 
 
-def measure(port: int, rate: int, args: argparse.Namespace) -> dict:
+def cpu_snapshot(port: int, db_url: str, redis_url: str) -> dict[str, float]:
+    """CPU seconds used so far by the web workers, the consumer, their PostgreSQL backends, Redis
+    and this process (the load generator and the provider stand-in)."""
+    database = db_url.rsplit("/", 1)[1]
+    with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
+        backends = [pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,))]
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "web": cpu_seconds(pids_of(f"-b 127.0.0.1:{port} ")),
+        "consumer": cpu_seconds(pids_of("wsgi.huey")),
+        "postgres": cpu_seconds(backends),
+        "redis": cpu_seconds(pids_of(f"redis-server 127.0.0.1:{redis_url.rsplit(':', 1)[1].split('/')[0]}")),
+        "bench": own.ru_utime + own.ru_stime,
+    }
+
+
+def measure(port: int, rate: int, args: argparse.Namespace, db_url: str, redis_url: str) -> dict:
     prefix = f"wamid.E2E{rate}x"
+    before = cpu_snapshot(port, db_url, redis_url)
     sent, failures = offer(port, rate, args.seconds, prefix, args.threads)
     replied(sent, args.drain)
+    after = cpu_snapshot(port, db_url, redis_url)
+    cpu_ms = {k: (after[k] - before[k]) * 1000 / max(len(sent), 1) for k in after}
     latencies = [(TimingStandIn.arrived[m] - t) * 1000 for m, t in sent.items() if m in TimingStandIn.arrived]
     return {"rate": rate, "offered": rate * args.seconds, "acknowledged": len(sent), "non_2xx": failures,
             "replied": len(latencies), "missing": len(sent) - len(latencies),
             "p50_ms": percentile(latencies, 0.50), "p95_ms": percentile(latencies, 0.95),
-            "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies, default=float("nan"))}
+            "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies, default=float("nan")),
+            "cpu_ms": cpu_ms}
 
 
 def main() -> int:
@@ -150,7 +174,9 @@ def main() -> int:
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for the last replies")
     parser.add_argument("--warm-up", type=int, default=3, help="seconds at 20 messages/s before measuring")
     parser.add_argument("--web-workers", type=int, default=4)
-    parser.add_argument("--consumer-threads", type=int, default=4)
+    parser.add_argument("--consumer-threads", type=int, default=4, help="the consumer's workers (-w)")
+    parser.add_argument("--consumer-type", choices=("thread", "process"), default="thread",
+                        help="the consumer's worker type (-k)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
@@ -170,10 +196,10 @@ def main() -> int:
                                          str(args.web_workers), "-k", "sync", "--backlog", "2048",
                                          "--log-level", "warning"], env)
             wait_for_app(f"http://127.0.0.1:{port}/healthz", web, args.web_workers, timeout=30)
-            services.start("consumer", [str(BIN / "huey_consumer"), "wsgi.huey", "-k", "thread", "-w",
-                                        str(args.consumer_threads), "-q"], env)
+            services.start("consumer", [str(BIN / "huey_consumer"), "wsgi.huey", "-k", args.consumer_type,
+                                        "-w", str(args.consumer_threads), "-q"], env)
             warm_up(port, args)
-            results = [measure(port, int(rate), args) for rate in args.rates.split(",")]
+            results = [measure(port, int(rate), args, db_url, redis_url) for rate in args.rates.split(",")]
         finally:
             services.stop_all()
             redis.terminate()
@@ -185,6 +211,10 @@ def main() -> int:
     for r in results:
         print(f"{r['rate']:>7} {r['offered']:>8} {r['acknowledged']:>7} {r['non_2xx']:>7} {r['missing']:>8} "
               f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f}")
+    print("CPU ms per message (web + consumer + postgres + redis + this process):")
+    for r in results:
+        cpu = r["cpu_ms"]
+        print(f"{r['rate']:>7}  {sum(cpu.values()):.2f} = " + " + ".join(f"{cpu[k]:.2f}" for k in cpu))
     within = [r["rate"] for r in results if r["p95_ms"] <= 1000 and not r["missing"] and not r["non_2xx"]]
     print(f"highest offered rate with p95 <= 1 s: {max(within) if within else 'none'} messages/s")
     at_200 = next((r for r in results if r["rate"] == 200), None)
