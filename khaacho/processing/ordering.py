@@ -141,13 +141,13 @@ def _total(items: list[dict]) -> Decimal:
 
 def refresh(order_id: int, amended: bool) -> None:
     """Recompute the total; an amendment also moves the version on (older buttons stop confirming)."""
-    rows = db.session.execute(select(OrderItem.product_id, OrderItem.quantity, OrderItem.unit_price)
-                              .where(OrderItem.order_id == order_id))
+    lines = _items_table.c
+    rows = db.session.execute(select(lines.product_id, lines.quantity, lines.unit_price)
+                              .where(lines.order_id == order_id))
     values = {"total": _total([row._asdict() for row in rows]), "updated_at": utcnow()}
     if amended:
-        values["version"] = Order.version + 1
-    db.session.execute(update(Order).where(Order.id == order_id).values(**values)
-                       .execution_options(synchronize_session=False))
+        values["version"] = _orders.c.version + 1
+    db.session.execute(update(_orders).where(_orders.c.id == order_id).values(**values))
 
 
 def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool = False) -> list[str]:
@@ -163,14 +163,17 @@ def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool 
     elif not items:
         return left_out
     existing = {row.product_id: row.id for row in db.session.execute(
-        select(OrderItem.id, OrderItem.product_id)
-        .where(OrderItem.order_id == order_id, OrderItem.product_id.isnot(None)))}
+        select(_items_table.c.id, _items_table.c.product_id)
+        .where(_items_table.c.order_id == order_id, _items_table.c.product_id.isnot(None)))}
+    added = []
     for item in items:
         if item["product_id"] in existing:
-            db.session.execute(update(OrderItem).where(OrderItem.id == existing[item["product_id"]])
-                               .values(**item).execution_options(synchronize_session=False))
+            db.session.execute(update(_items_table).where(_items_table.c.id == existing[item["product_id"]])
+                               .values(**item))
         else:
-            db.session.execute(ADD_ITEMS, [dict(item, order_id=order_id)])
+            added.append(dict(item, order_id=order_id))
+    if added:
+        db.session.execute(insert(_items_table), added)  # one statement for all the new lines
     refresh(order_id, amended=True)
     return left_out
 
