@@ -39,10 +39,10 @@ MAX_CHOICES = 9
 _orders, _items_table = Order.__table__, OrderItem.__table__
 ADD_ORDER = insert(_orders).returning(_orders.c.id)
 ADD_ITEMS = insert(_items_table).returning(_items_table.c.id, sort_by_parameter_order=True)
-ORDER_COLUMNS = ("webhook_message_id", "phone_number", "shop_id", "status", "version", "language", "total",
-                 "created_at", "updated_at")
-ITEM_COLUMNS = ("raw_text", "product_id", "quantity", "unit", "unit_price", "webhook_message_id",
-                "candidates")
+_ORDER_COLUMNS = ("webhook_message_id", "phone_number", "shop_id", "status", "version", "language",
+                  "total", "created_at", "updated_at")
+_ITEM_COLUMNS = ("raw_text", "product_id", "quantity", "unit", "unit_price", "webhook_message_id",
+                 "candidates")
 
 
 class NewOrder(NamedTuple):
@@ -106,10 +106,10 @@ def _insert(message_id: int, customer: str, shop_id: int | None, items: list[dic
     order = {"webhook_message_id": message_id, "phone_number": customer, "shop_id": shop_id,
              "status": OrderStatus.PENDING.value, "version": 1, "language": language, "total": _total(items),
              "created_at": now, "updated_at": now}
-    if db.session.get_bind().dialect.name == "postgresql":
+    if db.engine.dialect.name == "postgresql":
         params = {f"order_{name}": value for name, value in order.items()}
         for i, item in enumerate(items):
-            params.update({f"{name}_{i}": item[name] for name in ITEM_COLUMNS})
+            params.update({f"{name}_{i}": item[name] for name in _ITEM_COLUMNS})
         rows = db.session.execute(_order_with_items(len(items)), params).all()
         # The items' ids come from their sequence in the order they were inserted, that of the items.
         return rows[0].order_id, sorted(row.id for row in rows)
@@ -121,16 +121,16 @@ def _insert(message_id: int, customer: str, shop_id: int | None, items: list[dic
 @functools.lru_cache(maxsize=32)
 def _order_with_items(count: int) -> Insert:
     """``count`` items inserted from a select over the new order's CTE, in the items' order."""
-    new_order = (insert(_orders).values({name: bindparam(f"order_{name}") for name in ORDER_COLUMNS})
+    new_order = (insert(_orders).values({name: bindparam(f"order_{name}") for name in _ORDER_COLUMNS})
                  .returning(_orders.c.id).cte("new_order"))
     rows = union_all(*(
         select(literal_column(str(i)).label("position"),
                *(cast(bindparam(f"{name}_{i}", type_=_items_table.c[name].type), _items_table.c[name].type)
-                 .label(name) for name in ITEM_COLUMNS))
+                 .label(name) for name in _ITEM_COLUMNS))
         for i in range(count))).subquery("item_rows")
-    picked = (select(new_order.c.id, *(rows.c[name] for name in ITEM_COLUMNS))
+    picked = (select(new_order.c.id, *(rows.c[name] for name in _ITEM_COLUMNS))
               .select_from(new_order.join(rows, true())).order_by(rows.c.position))
-    return (insert(_items_table).from_select(["order_id", *ITEM_COLUMNS], picked)
+    return (insert(_items_table).from_select(["order_id", *_ITEM_COLUMNS], picked)
             .returning(_items_table.c.order_id, _items_table.c.id))
 
 

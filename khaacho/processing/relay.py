@@ -234,7 +234,8 @@ def _listen_and_relay() -> None:
         while True:
             drained = time.monotonic()
             drain()
-            # Wait for one notification; the others that came meanwhile wake the next drain at once.
+            # Wait for one notification (the others that came meanwhile wake the next drain at
+            # once), then for the rest of the interval, so the next drain takes what came by then.
             for _ in connection.notifies(timeout=LISTEN_TIMEOUT_SECONDS, stop_after=1):
                 pass
             time.sleep(max(0.0, drained + MIN_DRAIN_INTERVAL_SECONDS - time.monotonic()))
