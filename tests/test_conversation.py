@@ -12,6 +12,7 @@ from khaacho.dashboard.cli import answered
 from khaacho.dashboard.simulate import TrafficBuilder
 from khaacho.extensions import db
 from khaacho.models import Order, Product, utcnow
+from khaacho.orders.catalog import import_catalog
 from khaacho.processing import worker
 from tests.conftest import SECRETS
 from tests.conversation_support import Chat
@@ -186,6 +187,24 @@ def test_same_as_last_time_is_a_pending_copy_at_todays_prices(shop, httpserver):
     [prompt] = chat.replies()
     assert [o[1:] for o in chat.orders()] == [("confirmed", 1, "1900.00"), ("pending", 1, "2000.00")]
     assert "Sugar: 10 kg × NPR 120.00" in prompt.body and prompt.buttons
+
+
+def test_a_catalog_import_applies_from_the_next_message(shop, httpserver, tmp_path):
+    chat = Chat(shop, httpserver)
+    chat.say("5 kg chini")
+    [before] = chat.replies()
+    assert "Sugar: 5 kg × NPR 110.00" in before.body
+    chat.tap(before.buttons[0])
+    chat.replies()
+    repriced = tmp_path / "catalog.csv"
+    repriced.write_text("sku,name,aliases,unit,price\nSUGAR,Sugar,chini|चिनी,kg,125\n"
+                        "JAGGERY,Jaggery,sakhar|chaku,kg,180\n", encoding="utf-8")
+    with shop.app_context():
+        import_catalog(repriced)
+    chat.say("5 kg chini, 2 kg sakhar")
+    [after] = chat.replies()
+    assert "Sugar: 5 kg × NPR 125.00" in after.body and "Jaggery: 2 kg × NPR 180.00" in after.body
+    assert chat.orders()[1][1:] == ("pending", 1, "985.00")
 
 
 def test_a_price_question_is_answered_from_the_catalog_without_an_order(shop, httpserver):

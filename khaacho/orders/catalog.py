@@ -14,9 +14,14 @@ from khaacho.orders.matcher import Catalog
 
 _cached: tuple[tuple, Catalog] | None = None
 _products = Product.__table__
-# The catalog's version: how many products are active and the newest change among them.
-_VERSION = (select(func.count(_products.c.id), func.max(_products.c.updated_at))
-            .where(_products.c.active.is_(True)))
+_active = _products.c.active.is_(True)
+# The catalog's version: how many products are active and the newest change among them. As scalar
+# subqueries, so a statement that runs anyway (the worker's claim) can return it alongside.
+VERSION_COLUMNS = (
+    select(func.count(_products.c.id)).where(_active).scalar_subquery().label("catalog_count"),
+    select(func.max(_products.c.updated_at)).where(_active).scalar_subquery().label("catalog_changed"),
+)
+_VERSION = select(*VERSION_COLUMNS)
 
 
 def import_catalog(source: str | Path | IO[str]) -> tuple[int, int]:
@@ -43,10 +48,15 @@ def import_catalog(source: str | Path | IO[str]) -> tuple[int, int]:
     return created, updated
 
 
-def active_catalog() -> Catalog:
-    """The matcher over active products, rebuilt only when the catalog changed."""
+def active_catalog(version: tuple | None = None) -> Catalog:
+    """The matcher over active products, rebuilt only when the catalog changed.
+
+    ``version`` is the catalog's version as :data:`VERSION_COLUMNS` read it in this transaction;
+    without it, it is read here.
+    """
     global _cached
-    version = tuple(db.session.execute(_VERSION).one())
+    if version is None:
+        version = tuple(db.session.execute(_VERSION).one())
     if _cached is None or _cached[0] != version:
         products = db.session.scalars(select(Product).where(Product.active.is_(True))).all()
         _cached = (version, Catalog(products))

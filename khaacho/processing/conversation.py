@@ -52,6 +52,7 @@ class Turn:
     shop_id: int | None
     language: str
     retry: bool = False  # an earlier attempt ran: what it committed must be found, not made again
+    catalog_version: tuple | None = None  # as the claim read it; None: read when the catalog is needed
 
 
 _orders = Order.__table__
@@ -185,7 +186,7 @@ def on_text(turn: Turn, event: InboundMessage) -> Reply | str:
     subjects = answers.price_subjects(text)
     if subjects is not None:
         return price_answer(turn, subjects)
-    lines = ordering.read_lines(text, active_catalog())
+    lines = ordering.read_lines(text, active_catalog(turn.catalog_version))
     if not lines:
         return Reply(HELP, dialogue.HELP if turn.language == dialogue.NE else compose.help_text())
     if turn.retry:
@@ -250,7 +251,7 @@ def repeat(turn: Turn, order_id: int | None) -> Reply | str:
 
 def price_answer(turn: Turn, subjects: list[str]) -> Reply:
     """Catalog prices of what the question names; no order."""
-    catalog = active_catalog()
+    catalog = active_catalog(turn.catalog_version)
     ids: list[int] = []
     for name in subjects:
         found = catalog.resolve(name)
@@ -291,7 +292,7 @@ def on_edit(turn: Turn, event: InboundMessage) -> Reply | str:
         return f"edit of {event.context_id}: it made no order; recorded"
     if order.status != OrderStatus.PENDING:
         return _note_for_ops(order, "edit")
-    lines = ordering.read_lines(event.text, active_catalog())
+    lines = ordering.read_lines(event.text, active_catalog(turn.catalog_version))
     left_out = ordering.amend(order.id, lines, source, replace=True)
     if ordering.item_count(order.id) == 0:
         lifecycle.transition(order.id, OrderStatus.PENDING, OrderStatus.CANCELLED, lifecycle.SHOP)

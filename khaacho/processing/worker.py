@@ -25,6 +25,7 @@ from khaacho.extensions import db
 from khaacho.logs import request_id_var
 from khaacho.models import ACKNOWLEDGEMENT, UNFINISHED, OutboundMessage, WebhookMessage, one_of, utcnow
 from khaacho.ops import switches
+from khaacho.orders.catalog import VERSION_COLUMNS
 from khaacho.processing import conversation, kinds, shops
 from khaacho.processing.prompts import INTERACTIVE_BODY, Reply
 from khaacho.processing.retry import in_attempt, record_failure
@@ -70,6 +71,7 @@ class Claim:
     sent_at: datetime | None  # the message's own timestamp
     request_id: str | None
     due: datetime | None  # when it was queued (relayed, swept, replayed) or its retry fell due
+    catalog_version: tuple  # the product catalog's, read by the claim (the matcher is rebuilt when it moved)
 
     def event(self) -> InboundMessage:
         """The typed event of the claimed message."""
@@ -107,10 +109,11 @@ _SUCCESSOR = (
 )
 _CLAIMED = (_me.attempts, _me.error_count, _me.webhook_source, _me.message_id, _me.phone_number,
             _me.sender_id, _me.message_type, _me.message_text, _me.payload, _me.message_timestamp,
-            _me.request_id, _me.relayed_at, _me.next_attempt_at)
+            _me.request_id, _me.relayed_at, _me.next_attempt_at, *VERSION_COLUMNS)
 # The hot path's statements are built once, each stamping ``updated_at`` itself. The claim
 # leaves ``next_attempt_at`` as it was (the finish or the next failure overwrites it), so it
-# returns when the message became due, for the queue-wait timing.
+# returns when the message became due, for the queue-wait timing, and it returns the catalog's
+# version, so reading an order needs no statement of its own to know whether the matcher is current.
 CLAIM = (
     update(_messages)
     .where(_me.id == bindparam("_id"), one_of(_me.status, CLAIMABLE))
@@ -149,7 +152,8 @@ def _claim(message_id: int, statement=CLAIM) -> Claim | None:
     due = max((t for t in (row.relayed_at, row.next_attempt_at) if t is not None), default=None)
     return Claim(message_id, row.attempts, row.attempts == 1 and row.error_count == 0, row.webhook_source,
                  row.message_id, row.sender_id, row.phone_number or row.sender_id, row.phone_number,
-                 row.message_type, row.message_text, row.payload, row.message_timestamp, row.request_id, due)
+                 row.message_type, row.message_text, row.payload, row.message_timestamp, row.request_id, due,
+                 (row.catalog_count, row.catalog_changed))
 
 
 def claim(message_id: int) -> Claim | None:
@@ -277,7 +281,7 @@ def _compose(job: Claim, event: InboundMessage, reply: str, shop_id: int | None)
     if reply == kinds.MEDIA_ACK:
         return Reply(ACKNOWLEDGEMENT, compose.media_received(kinds.MEDIA_NAMES[event.message_type]))
     turn = conversation.Turn(job.id, job.source, job.customer, shop_id, dialogue.language_of(event.text),
-                             retry=not job.first_try)
+                             retry=not job.first_try, catalog_version=job.catalog_version)
     return kinds.CONVERSATION[reply](turn, event)
 
 
