@@ -184,7 +184,7 @@ def _reread(line: Line, catalog: Catalog) -> bool:
     if still_waiting is None:
         return False
     if line.item_id is None:
-        return not ordering.amend(line.order_id, found, line.message_id)
+        return not ordering.amend(line.order_id, found, line.message_id).left_out
     match = found[0]
     changed = db.session.execute(
         update(OrderItem).where(OrderItem.id == line.item_id, OrderItem.product_id.is_(None))

@@ -35,7 +35,7 @@ from khaacho.models import (
 from khaacho.orders import lifecycle
 from khaacho.orders.catalog import active_catalog
 from khaacho.processing import answers, ordering
-from khaacho.processing.prompts import ORDER_AGAIN, Reply, open_question, prompt, read_tap
+from khaacho.processing.prompts import ORDER_AGAIN, OrderView, Reply, open_question, prompt, read_tap
 from khaacho.replies import compose, dialogue, notices
 
 SHIPPED = (OrderStatus.CONFIRMED, OrderStatus.DISPATCHED, OrderStatus.DELIVERED)
@@ -195,12 +195,13 @@ def on_text(turn: Turn, event: InboundMessage) -> Reply | str:
             return prompt(made, turn.provider)
     target = _amendable(turn, event, pending)
     if target is not None:
-        left_out = ordering.amend(target, lines, turn.message_id)
-        return prompt(target, turn.provider, tuple(left_out))
+        amended = ordering.amend(target, lines, turn.message_id)
+        return prompt(target, turn.provider, tuple(amended.left_out), known=amended.view)
     made = ordering.create_order(turn.message_id, turn.customer, turn.shop_id, lines, turn.language)
     if made.order_id is None:
         return Reply(CLARIFICATION, compose.not_found(made.left_out))
-    return prompt(made.order_id, turn.provider, tuple(made.left_out), new=(turn.language, made.lines))
+    return prompt(made.order_id, turn.provider, tuple(made.left_out),
+                  known=OrderView(1, turn.language, made.lines))
 
 
 def _typed(turn: Turn, answer: str, pending) -> Reply | str:
@@ -293,11 +294,11 @@ def on_edit(turn: Turn, event: InboundMessage) -> Reply | str:
     if order.status != OrderStatus.PENDING:
         return _note_for_ops(order, "edit")
     lines = ordering.read_lines(event.text, active_catalog(turn.catalog_version))
-    left_out = ordering.amend(order.id, lines, source, replace=True)
-    if ordering.item_count(order.id) == 0:
+    amended = ordering.amend(order.id, lines, source, replace=True)
+    if not amended.view.lines:
         lifecycle.transition(order.id, OrderStatus.PENDING, OrderStatus.CANCELLED, lifecycle.SHOP)
         return _announce(order.id, "cancelled", order.language, "nothing_left")
-    return prompt(order.id, turn.provider, tuple(left_out))
+    return prompt(order.id, turn.provider, tuple(amended.left_out), known=amended.view)
 
 
 def on_delete(turn: Turn, event: InboundMessage) -> Reply | str:

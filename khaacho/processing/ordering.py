@@ -29,14 +29,14 @@ from khaacho.events import CartItem
 from khaacho.extensions import db
 from khaacho.models import Order, OrderItem, OrderStatus, Product, utcnow
 from khaacho.orders.matcher import MATCHED, Catalog, OrderLine, convert, read_order
-from khaacho.processing.prompts import PromptLine
+from khaacho.processing.prompts import OrderView, PromptLine
 from khaacho.replies import compose
 
 CENT = Decimal("0.01")
 # A Meta list holds 10 rows: the candidates and "none of these".
 MAX_CHOICES = 9
 
-_orders, _items_table = Order.__table__, OrderItem.__table__
+_orders, _items_table, _products = Order.__table__, OrderItem.__table__, Product.__table__
 ADD_ORDER = insert(_orders).returning(_orders.c.id)
 ADD_ITEMS = insert(_items_table).returning(_items_table.c.id, sort_by_parameter_order=True)
 _ORDER_COLUMNS = ("webhook_message_id", "phone_number", "shop_id", "status", "version", "language",
@@ -139,21 +139,41 @@ def _total(items: list[dict]) -> Decimal:
                 if item["product_id"] is not None and item["unit_price"] is not None), Decimal("0"))
 
 
+# An order's lines with their products' names, in order: what an amendment starts from.
+_line = _items_table.c
+_LINES = (select(_line.id, _line.raw_text, _line.quantity, _line.unit, _line.unit_price, _line.candidates,
+                 _products.c.name, _line.product_id)
+          .select_from(_items_table.outerjoin(_products, _products.c.id == _line.product_id))
+          .where(_line.order_id == bindparam("order_id")).order_by(_line.id))
+# An amended order's new total and version (older buttons stop confirming).
+_BUMP = (update(_orders).where(_orders.c.id == bindparam("_order_id"))
+         .values(version=_orders.c.version + 1, total=bindparam("_total"), updated_at=bindparam("_now"))
+         .returning(_orders.c.version, _orders.c.language))
+
+
 def refresh(order_id: int, amended: bool) -> None:
     """Recompute the total; an amendment also moves the version on (older buttons stop confirming)."""
-    lines = _items_table.c
-    rows = db.session.execute(select(lines.product_id, lines.quantity, lines.unit_price)
-                              .where(lines.order_id == order_id))
+    rows = db.session.execute(select(_line.product_id, _line.quantity, _line.unit_price)
+                              .where(_line.order_id == order_id))
     values = {"total": _total([row._asdict() for row in rows]), "updated_at": utcnow()}
     if amended:
         values["version"] = _orders.c.version + 1
     db.session.execute(update(_orders).where(_orders.c.id == order_id).values(**values))
 
 
-def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool = False) -> list[str]:
-    """Add the lines to the order (a product already in it takes the new quantity); the lines left out.
+class Amended(NamedTuple):
+    """The amended order as its prompt shows it (None when nothing changed) and the lines left out."""
 
-    With ``replace`` the lines the message added before go first (the message was edited).
+    view: OrderView | None
+    left_out: list[str]
+
+
+def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool = False) -> Amended:
+    """Add the lines to the order (a product already in it takes the new quantity).
+
+    With ``replace`` the lines the message added before go first (the message was edited). The
+    order's lines are read once, before the change; the result is worked out from them and the
+    new lines, so neither the total nor the prompt reads them back.
     """
     items, left_out = _items(lines, message_id)
     if replace:
@@ -161,21 +181,29 @@ def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool 
                                                    OrderItem.webhook_message_id == message_id)
                            .execution_options(synchronize_session=False))
     elif not items:
-        return left_out
-    existing = {row.product_id: row.id for row in db.session.execute(
-        select(_items_table.c.id, _items_table.c.product_id)
-        .where(_items_table.c.order_id == order_id, _items_table.c.product_id.isnot(None)))}
+        return Amended(None, left_out)
+    current = {row.id: row._asdict() for row in db.session.execute(_LINES, {"order_id": order_id})}
+    by_product = {line["product_id"]: item_id for item_id, line in current.items()
+                  if line["product_id"] is not None}
+    names = {line.product_id: line.name for line in lines if line.product_id is not None}
     added = []
     for item in items:
-        if item["product_id"] in existing:
-            db.session.execute(update(_items_table).where(_items_table.c.id == existing[item["product_id"]])
-                               .values(**item))
-        else:
-            added.append(dict(item, order_id=order_id))
-    if added:
-        db.session.execute(insert(_items_table), added)  # one statement for all the new lines
-    refresh(order_id, amended=True)
-    return left_out
+        item_id = by_product.get(item["product_id"])
+        if item_id is None:
+            added.append(item)
+            continue
+        db.session.execute(update(_items_table).where(_items_table.c.id == item_id).values(**item))
+        current[item_id] = dict(item, id=item_id, name=names.get(item["product_id"]))
+    if added:  # one statement for all the new lines
+        item_ids = db.session.scalars(ADD_ITEMS, [dict(item, order_id=order_id) for item in added]).all()
+        current.update((item_id, dict(item, id=item_id, name=names.get(item["product_id"])))
+                       for item_id, item in zip(item_ids, added, strict=True))
+    stored = [current[item_id] for item_id in sorted(current)]
+    version, language = db.session.execute(_BUMP, {"_order_id": order_id, "_total": _total(stored),
+                                                   "_now": utcnow()}).one()
+    view = OrderView(version, language, [PromptLine(*(line[name] for name in PromptLine._fields))
+                                         for line in stored])
+    return Amended(view, left_out)
 
 
 def remove_lines_of(order_id: int, message_id: int) -> int:

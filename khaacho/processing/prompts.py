@@ -73,6 +73,14 @@ class PromptLine(NamedTuple):
     name: str | None  # the product's; None while the shop has to choose one
 
 
+class OrderView(NamedTuple):
+    """An order as its prompt shows it, when the caller knows it without reading it back."""
+
+    version: int
+    language: str
+    lines: list[PromptLine]
+
+
 _orders, _items, _products = Order.__table__, OrderItem.__table__, Product.__table__
 # The order's version and language with each of its lines (one row with no line when it has none).
 _PROMPT = (
@@ -94,17 +102,17 @@ def open_question(order_id: int) -> tuple[int, str, list[int]] | None:
 
 
 def prompt(order_id: int, provider: str, left_out: tuple[str, ...] = (), out_of_date: bool = False,
-           new: tuple[str, list[PromptLine]] | None = None) -> Reply:
+           known: OrderView | None = None) -> Reply:
     """The order's next question, or its confirmation when every line is clear.
 
-    ``new`` is the language and lines of an order just inserted (version 1): not read back.
+    ``known`` is the order as the caller just wrote it (inserted or amended): not read back.
     """
-    if new is None:
+    if known is None:
         rows = db.session.execute(_PROMPT, {"order_id": order_id}).all()
         version, language = rows[0].version, rows[0].language
         lines = [row for row in rows if row.id is not None]
     else:
-        version, (language, lines) = 1, new
+        version, language, lines = known
     typed = provider != "whatsapp"
     unclear = next((line for line in lines if line.name is None), None)
     if unclear is not None:
