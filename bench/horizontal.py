@@ -77,13 +77,13 @@ class RecordingStandIn(ProviderStandIn):
             self.replies[json.loads(body).get("context", {}).get("message_id")] += 1
 
 
-def signed(message_id: str, sender: str, text: str) -> tuple[bytes, str]:
-    """A Meta webhook carrying one text message, and its ``X-Hub-Signature-256``."""
+def signed(message_id: str, sender: str, text: str, sent_at: float | None = None) -> tuple[bytes, str]:
+    """A Meta webhook with one text message (sent now, or at ``sent_at``), and its ``X-Hub-Signature-256``."""
     payload = {"object": "whatsapp_business_account", "entry": [{"id": "103984562201876", "changes": [
         {"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "9779801000000", "phone_number_id": PHONE_ID},
-            "messages": [{"from": sender, "id": message_id, "timestamp": str(int(time.time())),
+            "messages": [{"from": sender, "id": message_id, "timestamp": str(int(sent_at or time.time())),
                           "type": "text", "text": {"body": text}}],
         }}]}]}
     body = json.dumps(payload, ensure_ascii=False).encode()
