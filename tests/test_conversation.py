@@ -152,6 +152,25 @@ def test_a_line_that_fits_several_products_is_asked_and_the_pick_resolves_it(sho
     assert chat.orders()[0][1] == "confirmed"
 
 
+def test_a_follow_up_prompt_shows_the_merged_lines_and_asks_about_its_unclear_one(shop, httpserver):
+    chat = Chat(shop, httpserver)
+    chat.say(ORDER_TEXT)
+    chat.replies()
+    chat.say("chini 20 kg\n5 kg dal")  # sugar's quantity changes; "dal" fits several products
+    [question] = chat.replies()
+    [(order_id, _, version, total)] = chat.orders()
+    assert (version, total) == (2, "3000.00")
+    assert 'which one do you mean by "5 kg dal"' in question.body
+    row = next(row_id for row_id, title in question.rows if title == "Mung Dal")
+    assert row.startswith(f"order:{order_id}:v2:pick:")
+    chat.pick(row, "Mung Dal")
+    [confirmation] = chat.replies()
+    body = confirmation.body
+    assert body.count("Sugar: 20 kg") == 1 and "Red Lentils (Musuro Dal): 5 kg" in body
+    assert "Mung Dal: 5 kg" in body and "Total / Jamma: NPR 4,000.00" in body
+    assert body.index("Sugar") < body.index("Red Lentils") < body.index("Mung Dal")  # in the order they came
+
+
 def test_twilio_clarification_is_a_numbered_list_answered_by_number(shop, httpserver):
     chat = Chat(shop, httpserver, "twilio")
     chat.say("10 kg chini\n5 kg dal")
