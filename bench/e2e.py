@@ -17,6 +17,7 @@ Run from the repository root (one at a time; nothing else busy on the machine)::
 
     .venv/bin/python bench/e2e.py                          # 200 msg/s for 60 s
     .venv/bin/python bench/e2e.py --rates 200,300,400,500 --seconds 30
+    .venv/bin/python bench/e2e.py --senders 12000          # every message a new order
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from bench.worker import (  # noqa: E402
 )
 
 BIN = Path(sys.executable).parent
-SENDERS = 5000  # per rate: a sender's next message comes SENDERS messages later and amends its pending order
+SENDERS = 5000  # per rate (--senders): a sender's next message comes SENDERS later and amends its order
 
 
 class TimingStandIn(RecordingStandIn):
@@ -69,10 +70,10 @@ class TimingStandIn(RecordingStandIn):
 
 
 def offer(port: int, rate: int, seconds: int, prefix: str, threads: int,
-          block: int = 0) -> tuple[dict[str, float], int]:
+          block: int = 0, senders: int = SENDERS) -> tuple[dict[str, float], int]:
     """Send ``rate`` messages a second for ``seconds``, each at its own time; sent times and non-2xx count.
 
-    The senders are the ``block``-th set of :data:`SENDERS` numbers: each rate has its own, so every
+    The senders are the ``block``-th set of ``senders`` numbers: each rate has its own, so every
     rate starts with shops that have no pending order and sees the same mix of new orders and
     follow-ups (which amend the sender's pending order).
 
@@ -85,7 +86,7 @@ def offer(port: int, rate: int, seconds: int, prefix: str, threads: int,
     requests = []
     for i in range(total):
         message_id = f"{prefix}{i:07d}"
-        sender = f"97798{block * SENDERS + i % SENDERS:08d}"
+        sender = f"97798{block * senders + i % senders:08d}"
         body, signature = signed(message_id, sender, ORDER_TEXTS[i % len(ORDER_TEXTS)], start + i / rate)
         head = (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
                 f"X-Hub-Signature-256: {signature}\r\nContent-Length: {len(body)}\r\n"
@@ -178,7 +179,7 @@ def cpu_snapshot(port: int, db_url: str, redis_url: str) -> dict[str, float]:
 def measure(port: int, rate: int, args: argparse.Namespace, db_url: str, redis_url: str, block: int) -> dict:
     prefix = f"wamid.E2E{rate}x"
     before = cpu_snapshot(port, db_url, redis_url)
-    sent, failures = offer(port, rate, args.seconds, prefix, args.threads, block)
+    sent, failures = offer(port, rate, args.seconds, prefix, args.threads, block, args.senders)
     replied(sent, args.drain)
     after = cpu_snapshot(port, db_url, redis_url)
     cpu_ms = {k: (after[k] - before[k]) * 1000 / max(len(sent), 1) for k in after}
@@ -195,6 +196,8 @@ def main() -> int:
     parser.add_argument("--rates", default="200", help="offered rates in messages/s, comma-separated")
     parser.add_argument("--seconds", type=int, default=60, help="how long each rate is offered")
     parser.add_argument("--threads", type=int, default=48, help="sending threads")
+    parser.add_argument("--senders", type=int, default=SENDERS,
+                        help="shops per rate; at least rate x seconds makes every message a new order")
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for the last replies")
     parser.add_argument("--warm-up", type=int, default=3, help="seconds at 20 messages/s before measuring")
     parser.add_argument("--web-workers", type=int, default=4)
@@ -231,13 +234,15 @@ def main() -> int:
             redis.wait(10)
             drop_database(args.pg, db_url)
 
-    print(f"each rate: {SENDERS} senders; a message from a sender already heard at that rate amends its "
+    print(f"each rate: {args.senders} senders; a message from a sender already heard at that rate amends its "
           f"pending order")
-    print(f"{'rate/s':>7} {'offered':>8} {'acked':>7} {'non2xx':>7} {'missing':>8} "
+    print(f"{'rate/s':>7} {'offered':>8} {'follow-ups':>10} {'acked':>7} {'non2xx':>7} {'missing':>8} "
           f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for r in results:
-        print(f"{r['rate']:>7} {r['offered']:>8} {r['acknowledged']:>7} {r['non_2xx']:>7} {r['missing']:>8} "
-              f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f}")
+        follow_ups = max(0, r["offered"] - args.senders) / r["offered"]
+        print(f"{r['rate']:>7} {r['offered']:>8} {follow_ups:>10.0%} {r['acknowledged']:>7} "
+              f"{r['non_2xx']:>7} {r['missing']:>8} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} "
+              f"{r['p99_ms']:>8.1f} {r['max_ms']:>8.1f}")
     print("CPU ms per message (web + consumer + postgres + redis + this process):")
     for r in results:
         cpu = r["cpu_ms"]
