@@ -83,11 +83,23 @@ def create_order(message_id: int, customer: str, shop_id: int | None, lines: lis
     if not items:
         return NewOrder(None, [], left_out)
     order_id, item_ids = _insert(message_id, customer, shop_id, items, language)
-    names = {line.product_id: line.name for line in lines if line.product_id is not None}
-    stored = [PromptLine(item_id, item["raw_text"], item["quantity"], item["unit"], item["unit_price"],
-                         item["candidates"], names.get(item["product_id"]))
-              for item_id, item in zip(item_ids, items, strict=True)]
-    return NewOrder(order_id, stored, left_out)
+    names = _names(lines)
+    stored = [_stored(item_id, item, names) for item_id, item in zip(item_ids, items, strict=True)]
+    return NewOrder(order_id, _prompt_lines(stored), left_out)
+
+
+def _names(lines: list[OrderLine]) -> dict[int, str]:
+    """The matched products' names, by product id."""
+    return {line.product_id: line.name for line in lines if line.product_id is not None}
+
+
+def _stored(item_id: int, item: dict, names: dict[int, str]) -> dict:
+    """An item as stored, with its id and its product's name (None while the shop has to choose)."""
+    return dict(item, id=item_id, name=names.get(item["product_id"]))
+
+
+def _prompt_lines(stored: list[dict]) -> list[PromptLine]:
+    return [PromptLine(*(line[name] for name in PromptLine._fields)) for line in stored]
 
 
 def insert_order(message_id: int, customer: str, shop_id: int | None, items: list[dict],
@@ -185,7 +197,7 @@ def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool 
     current = {row.id: row._asdict() for row in db.session.execute(_LINES, {"order_id": order_id})}
     by_product = {line["product_id"]: item_id for item_id, line in current.items()
                   if line["product_id"] is not None}
-    names = {line.product_id: line.name for line in lines if line.product_id is not None}
+    names = _names(lines)
     added = []
     for item in items:
         item_id = by_product.get(item["product_id"])
@@ -193,17 +205,15 @@ def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool 
             added.append(item)
             continue
         db.session.execute(update(_items_table).where(_items_table.c.id == item_id).values(**item))
-        current[item_id] = dict(item, id=item_id, name=names.get(item["product_id"]))
+        current[item_id] = _stored(item_id, item, names)
     if added:  # one statement for all the new lines
         item_ids = db.session.scalars(ADD_ITEMS, [dict(item, order_id=order_id) for item in added]).all()
-        current.update((item_id, dict(item, id=item_id, name=names.get(item["product_id"])))
+        current.update((item_id, _stored(item_id, item, names))
                        for item_id, item in zip(item_ids, added, strict=True))
     stored = [current[item_id] for item_id in sorted(current)]
     version, language = db.session.execute(_BUMP, {"_order_id": order_id, "_total": _total(stored),
                                                    "_now": utcnow()}).one()
-    view = OrderView(version, language, [PromptLine(*(line[name] for name in PromptLine._fields))
-                                         for line in stored])
-    return Amended(view, left_out)
+    return Amended(OrderView(version, language, _prompt_lines(stored)), left_out)
 
 
 def remove_lines_of(order_id: int, message_id: int) -> int:
