@@ -84,11 +84,15 @@ def loop(count: int) -> None:
         handler.setStream(open(os.devnull, "w"))  # noqa: SIM115
     statements = [0]
 
-    def counted_statement(*_) -> None:
-        statements[0] += 1
+    class CountingCursor(psycopg.Cursor):
+        """Counts every statement the driver runs, whether through SQLAlchemy or on its cursor."""
+
+        def execute(self, *args, **kwargs):
+            statements[0] += 1
+            return super().execute(*args, **kwargs)
 
     with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", counted_statement)
+        event.listen(db.engine, "connect", lambda conn, _: setattr(conn, "cursor_factory", CountingCursor))
         backend = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
         db.session.rollback()
     for message_id in range(1, WARM_UP + 1):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import psycopg
 import pytest
 from sqlalchemy import func, select, update
 from werkzeug import Response
@@ -16,7 +17,7 @@ from khaacho.extensions import db
 from khaacho.models import Order, OutboundMessage, WebhookMessage, utcnow
 from khaacho.processing import retry, sweep, worker
 from khaacho.tasks import process_message
-from tests.conftest import SECRETS
+from tests.conftest import PG_ADMIN_URL, SECRETS
 from tests.processing_support import (
     META_PATH,
     ORDER_TEXT,
@@ -249,6 +250,33 @@ def test_an_order_left_without_its_reply_is_reused_not_doubled(shop, httpserver)
     with shop.app_context():
         assert db.session.scalar(select(func.count()).select_from(Order)) == 1
     assert len(provider_requests(httpserver)) == 1
+
+
+def test_a_connection_the_server_dropped_costs_one_attempt_and_is_not_used_again(shop, httpserver):
+    """The worker's pooled connection is terminated between two messages (a restart, a failover):
+    the next message's attempt fails as a retryable database error, and its retry completes on a
+    new connection."""
+    with shop.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("a server that drops connections: PostgreSQL")
+    meta_ok(httpserver)
+    process_message(add_message(shop, ORDER_TEXT))  # the pool keeps the connection it used
+    message_id = add_message(shop, ORDER_TEXT, phone="+9779800000002")
+    with shop.app_context():
+        database = db.engine.url.database
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                      (database,))
+
+    process_message(message_id)
+    failed, _, _ = load(shop, message_id)
+    process_message(message_id)
+
+    assert failed.status == "failed" and failed.error_message.startswith("OperationalError: ")
+    assert failed.attempts == 1
+    message, order, reply = load(shop, message_id)
+    assert message.status == "completed" and order is not None and reply.status == "sent"
+    assert len(provider_requests(httpserver)) == 2
 
 
 # --- failures -----------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from khaacho.orders.parser import normalize
 
 CONFIRM, CHANGE, CANCEL = "confirm", "change", "cancel"
@@ -22,9 +24,13 @@ FILLER_WORDS = frozenset({"ko", "of", "what", "is", "the", "ho", "cha", "chha", 
                           "को", "हो", "छ", "के", "aaja", "today", "todays", "s", "please", "ra", "and", "आज"})
 
 
-def words(text: str | None) -> list[str]:
-    """The message as lowercase words, ASCII digits, no punctuation."""
-    return normalize(text or "").replace(".", " ").replace("/", " ").split()
+@functools.lru_cache(maxsize=64)
+def words(text: str | None) -> tuple[str, ...]:
+    """The message as lowercase words, ASCII digits, no punctuation.
+
+    Cached: each of the questions below asks it of the same text (a message's text is read once).
+    """
+    return tuple(normalize(text or "").replace(".", " ").replace("/", " ").split())
 
 
 def typed_answer(text: str | None) -> str | None:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import bindparam, select, update
 
+from khaacho import statements
 from khaacho.events import InboundMessage
 from khaacho.extensions import db
 from khaacho.models import (
@@ -64,12 +65,12 @@ _ORDER = (select(_orders.c.id, _orders.c.status, _orders.c.version, _orders.c.la
 
 def _order(order_id: int, shop_id: int | None):
     """The shop's order (status, version, language), locked; None when it is not this shop's."""
-    return db.session.execute(_ORDER, {"order_id": order_id, "shop_id": shop_id}).one_or_none()
+    return statements.first(_ORDER, {"order_id": order_id, "shop_id": shop_id})
 
 
 def _latest(shop_id: int | None, *statuses: str):
     """The shop's newest order in one of the statuses, locked."""
-    return db.session.execute(_latest_statement(statuses), {"shop_id": shop_id}).one_or_none()
+    return statements.first(_latest_statement(statuses), {"shop_id": shop_id})
 
 
 @functools.cache

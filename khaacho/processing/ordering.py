@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 
+from khaacho import statements
 from khaacho.events import CartItem
 from khaacho.extensions import db
 from khaacho.models import Order, OrderItem, OrderStatus, Product, utcnow
@@ -38,7 +39,6 @@ MAX_CHOICES = 9
 
 _orders, _items_table, _products = Order.__table__, OrderItem.__table__, Product.__table__
 ADD_ORDER = insert(_orders).returning(_orders.c.id)
-ADD_ITEMS = insert(_items_table).returning(_items_table.c.id, sort_by_parameter_order=True)
 _ORDER_COLUMNS = ("webhook_message_id", "phone_number", "shop_id", "status", "version", "language",
                   "total", "created_at", "updated_at")
 _ITEM_COLUMNS = ("raw_text", "product_id", "quantity", "unit", "unit_price", "webhook_message_id",
@@ -122,12 +122,11 @@ def _insert(message_id: int, customer: str, shop_id: int | None, items: list[dic
         params = {f"order_{name}": value for name, value in order.items()}
         for i, item in enumerate(items):
             params.update({f"{name}_{i}": item[name] for name in _ITEM_COLUMNS})
-        rows = db.session.execute(_order_with_items(len(items)), params).all()
+        rows = statements.fetch(_order_with_items(len(items)), params)
         # The items' ids come from their sequence in the order they were inserted, that of the items.
         return rows[0].order_id, sorted(row.id for row in rows)
     order_id = db.session.execute(ADD_ORDER, order).scalar_one()
-    item_ids = db.session.scalars(ADD_ITEMS, [dict(item, order_id=order_id) for item in items]).all()
-    return order_id, item_ids
+    return order_id, _add_items(order_id, items)
 
 
 @functools.lru_cache(maxsize=32)
@@ -144,6 +143,24 @@ def _order_with_items(count: int) -> Insert:
               .select_from(new_order.join(rows, true())).order_by(rows.c.position))
     return (insert(_items_table).from_select(["order_id", *_ITEM_COLUMNS], picked)
             .returning(_items_table.c.order_id, _items_table.c.id))
+
+
+def _add_items(order_id: int, items: list[dict]) -> list[int]:
+    """Add the items to an order in one statement; their ids, in the items' order."""
+    params = {"order_id": order_id}
+    for i, item in enumerate(items):
+        params.update({f"{name}_{i}": item[name] for name in _ITEM_COLUMNS})
+    # The ids come from the table's sequence in the order of the VALUES rows, that of the items.
+    return sorted(row.id for row in statements.fetch(_items_insert(len(items)), params))
+
+
+@functools.lru_cache(maxsize=32)
+def _items_insert(count: int) -> Insert:
+    """``count`` items of one order as one multi-row ``INSERT``, returning their ids."""
+    rows = [{"order_id": bindparam("order_id"),
+             **{name: bindparam(f"{name}_{i}", type_=_items_table.c[name].type) for name in _ITEM_COLUMNS}}
+            for i in range(count)]
+    return insert(_items_table).values(rows).returning(_items_table.c.id)
 
 
 def _total(items: list[dict]) -> Decimal:
@@ -194,7 +211,7 @@ def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool 
                            .execution_options(synchronize_session=False))
     elif not items:
         return Amended(None, left_out)
-    current = {row.id: row._asdict() for row in db.session.execute(_LINES, {"order_id": order_id})}
+    current = {row.id: row._asdict() for row in statements.fetch(_LINES, {"order_id": order_id})}
     by_product = {line["product_id"]: item_id for item_id, line in current.items()
                   if line["product_id"] is not None}
     names = _names(lines)
@@ -207,12 +224,12 @@ def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool 
         db.session.execute(update(_items_table).where(_items_table.c.id == item_id).values(**item))
         current[item_id] = _stored(item_id, item, names)
     if added:  # one statement for all the new lines
-        item_ids = db.session.scalars(ADD_ITEMS, [dict(item, order_id=order_id) for item in added]).all()
+        item_ids = _add_items(order_id, added)
         current.update((item_id, _stored(item_id, item, names))
                        for item_id, item in zip(item_ids, added, strict=True))
     stored = [current[item_id] for item_id in sorted(current)]
-    version, language = db.session.execute(_BUMP, {"_order_id": order_id, "_total": _total(stored),
-                                                   "_now": utcnow()}).one()
+    version, language = statements.first(_BUMP, {"_order_id": order_id, "_total": _total(stored),
+                                                  "_now": utcnow()})
     return Amended(OrderView(version, language, _prompt_lines(stored)), left_out)
 
 

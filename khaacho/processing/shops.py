@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import String, and_, bindparam, case, exists, null, select, update
 from sqlalchemy.orm import aliased
 
+from khaacho import statements
 from khaacho.events import MEDIA_KINDS, Location
 from khaacho.extensions import db
 from khaacho.models import ACKNOWLEDGEMENT, OutboundMessage, Shop, WebhookMessage, dialect_insert
@@ -35,8 +36,8 @@ def upsert(phone: str | None, user_id: str | None, profile_name: str | None, see
     dialect = db.engine.dialect.name
     values = {"_phone": phone, "_user_id": user_id, "_profile_name": profile_name, "_seen_at": seen_at}
     if phone is not None and user_id is not None:
-        db.session.execute(_link_phone(), values)
-    return db.session.execute(_upsert(dialect, phone is not None, user_id is not None), values).scalar_one()
+        statements.fetch(_link_phone(), values)
+    return statements.first(_upsert(dialect, phone is not None, user_id is not None), values).id
 
 
 @functools.cache

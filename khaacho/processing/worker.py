@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, case, exists, insert, or_, select, update
 
-from khaacho import events
+from khaacho import events, statements
 from khaacho.events import InboundMessage
 from khaacho.extensions import db
 from khaacho.logs import request_id_var
@@ -146,7 +146,7 @@ NEXT_WAITING = select(_SUCCESSOR)
 
 
 def _claim(message_id: int, statement=CLAIM) -> Claim | None:
-    row = db.session.execute(statement, {"_id": message_id, "_now": utcnow()}).one_or_none()
+    row = statements.first(statement, {"_id": message_id, "_now": utcnow()})
     if row is None:
         return None
     due = max((t for t in (row.relayed_at, row.next_attempt_at) if t is not None), default=None)
@@ -305,11 +305,11 @@ def _prepare_reply(job: Claim, event: InboundMessage, reply: str) -> tuple[Pendi
             return None, answer  # committed by ``_finish`` with the message's final status
         limit = INTERACTIVE_BODY if answer.payload and job.source == "whatsapp" else MAX_LENGTH[job.source]
         body = compose.shorten(answer.body, limit)
-        added = db.session.execute(ADD_REPLY, {
+        added = statements.first(ADD_REPLY, {
             "webhook_message_id": job.id, "shop_id": shop_id, "kind": answer.kind, "provider": job.source,
             "recipient": job.customer, "body": body, "payload": answer.payload, "order_id": answer.order_id,
             "dedup_key": answer.dedup_key,
-        }).one()
+        })
         if added.status == "held":
             return None, HELD_NOTE  # committed by ``_finish`` with the message's final status
         db.session.commit()
@@ -358,8 +358,8 @@ def _finish(job: Claim, status: str, note: str | None = None, sent: tuple[int, s
             db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             statement = FINISH_SENT
         else:
-            db.session.execute(MARK_SENT, params)
-    finished = db.session.execute(statement, params).one_or_none()
+            statements.fetch(MARK_SENT, params)
+    finished = statements.first(statement, params)
     db.session.commit()
     if finished is None:
         log.warning("message %s was handed to another worker before attempt %s finished", job.id, job.attempt,
