@@ -188,7 +188,20 @@ def measure(port: int, rate: int, args: argparse.Namespace, db_url: str, redis_u
             "replied": len(latencies), "missing": len(sent) - len(latencies),
             "p50_ms": percentile(latencies, 0.50), "p95_ms": percentile(latencies, 0.95),
             "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies, default=float("nan")),
-            "cpu_ms": cpu_ms}
+            "cpu_ms": cpu_ms, "timeline": timeline(sent, args.timeline)}
+
+
+def timeline(sent: dict[str, float], seconds: int) -> list[tuple[float, float]]:
+    """The p95 of each ``seconds`` of the run, by when the messages were sent (shows a passing stall)."""
+    if not sent or seconds <= 0:
+        return []
+    start = min(sent.values())
+    buckets: dict[int, list[float]] = {}
+    for message_id, when in sent.items():
+        if message_id in TimingStandIn.arrived:
+            buckets.setdefault(int((when - start) // seconds), []).append(
+                (TimingStandIn.arrived[message_id] - when) * 1000)
+    return [(k * seconds, percentile(v, 0.95)) for k, v in sorted(buckets.items())]
 
 
 def main() -> int:
@@ -199,6 +212,8 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=SENDERS,
                         help="shops per rate; at least rate x seconds makes every message a new order")
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for the last replies")
+    parser.add_argument("--timeline", type=int, default=0, metavar="SECONDS",
+                        help="also report the p95 of each SECONDS of every rate")
     parser.add_argument("--warm-up", type=int, default=3, help="seconds at 20 messages/s before measuring")
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--consumer-threads", type=int, default=4, help="the consumer's workers (-w)")
@@ -243,6 +258,10 @@ def main() -> int:
         print(f"{r['rate']:>7} {r['offered']:>8} {follow_ups:>10.0%} {r['acknowledged']:>7} "
               f"{r['non_2xx']:>7} {r['missing']:>8} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} "
               f"{r['p99_ms']:>8.1f} {r['max_ms']:>8.1f}")
+    for r in results:
+        if r["timeline"]:
+            steps = ", ".join(f"{t:.0f}s {p:.0f}" for t, p in r["timeline"])
+            print(f"{r['rate']:>7}  p95 ms by when sent: {steps}")
     print("CPU ms per message (web + consumer + postgres + redis + this process):")
     for r in results:
         cpu = r["cpu_ms"]

@@ -269,7 +269,9 @@ class Order(db.Model):
 
     __tablename__ = "orders"
     # The order desk pages newest first by (created_at, id): alone, within a status, or for a shop.
+    # The worker finds a shop's newest order in a status (its pending one) by (shop_id, status, id).
     __table_args__ = (
+        Index("ix_orders_shop_id_status_id", "shop_id", "status", "id"),
         Index("ix_orders_created_at_id", "created_at", "id"),
         Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
         Index("ix_orders_shop_id_created_at_id", "shop_id", "created_at", "id"),
@@ -281,7 +283,7 @@ class Order(db.Model):
     webhook_message_id = db.Column(
         BigId, db.ForeignKey("webhook_messages.id", ondelete="CASCADE"), nullable=False, unique=True
     )
-    shop_id = db.Column(BigId, db.ForeignKey("shops.id", ondelete="SET NULL"), index=True)
+    shop_id = db.Column(BigId, db.ForeignKey("shops.id", ondelete="SET NULL"))
     phone_number = db.Column(db.String(128))
     status = db.Column(db.String(16), nullable=False, default=OrderStatus.PENDING.value)
     version = db.Column(db.Integer, nullable=False, default=1, server_default="1")
