@@ -174,6 +174,9 @@ _LINES = (select(_line.id, _line.raw_text, _line.quantity, _line.unit, _line.uni
                  _products.c.name, _line.product_id)
           .select_from(_items_table.outerjoin(_products, _products.c.id == _line.product_id))
           .where(_line.order_id == bindparam("order_id")).order_by(_line.id))
+# A line of the order taking the new quantity of its product (the line's text, price, message with it).
+_SET_LINE = (update(_items_table).where(_line.id == bindparam("_item_id"))
+             .values({name: bindparam(f"_{name}", type_=_line[name].type) for name in _ITEM_COLUMNS}))
 # An amended order's new total and version (older buttons stop confirming).
 _BUMP = (update(_orders).where(_orders.c.id == bindparam("_order_id"))
          .values(version=_orders.c.version + 1, total=bindparam("_total"), updated_at=bindparam("_now"))
@@ -221,7 +224,7 @@ def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool 
         if item_id is None:
             added.append(item)
             continue
-        db.session.execute(update(_items_table).where(_items_table.c.id == item_id).values(**item))
+        statements.fetch(_SET_LINE, {"_item_id": item_id, **{f"_{name}": item[name] for name in item}})
         current[item_id] = _stored(item_id, item, names)
     if added:  # one statement for all the new lines
         item_ids = _add_items(order_id, added)

@@ -7,13 +7,15 @@ answers (``1``/``2``/``3``, or the number of a choice).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 
+from khaacho import statements
 from khaacho.extensions import db
 from khaacho.models import CLARIFICATION, CONFIRMATION, Order, OrderItem, Product
 from khaacho.replies import MAX_LENGTH, compose, dialogue
@@ -92,6 +94,14 @@ _PROMPT = (
 )
 
 
+@functools.lru_cache(maxsize=16)
+def _products_among(count: int) -> Select:
+    """The name, unit and price of ``count`` products by id (a statement per count, built once)."""
+    ids = [bindparam(f"_id_{i}", type_=_products.c.id.type) for i in range(count)]
+    return select(_products.c.id, _products.c.name, _products.c.unit, _products.c.price).where(
+        _products.c.id.in_(ids))
+
+
 def open_question(order_id: int) -> tuple[int, str, list[int]] | None:
     """The first line the shop still has to choose for: item id, text and candidate product ids."""
     row = db.session.execute(
@@ -132,8 +142,8 @@ def prompt(order_id: int, provider: str, left_out: tuple[str, ...] = (), out_of_
 def _clarification(order_id: int, version: int, language: str, question: tuple[int, str, list[int]],
                    typed: bool) -> Reply:
     item_id, text, candidate_ids = question
-    products = {row.id: row for row in db.session.execute(
-        select(Product.id, Product.name, Product.unit, Product.price).where(Product.id.in_(candidate_ids)))}
+    products = {row.id: row for row in statements.fetch(
+        _products_among(len(candidate_ids)), {f"_id_{i}": pid for i, pid in enumerate(candidate_ids)})}
     choices = [products[pid] for pid in candidate_ids if pid in products]
     options = [(p.name, f"{compose.money(p.price)} / {p.unit}") for p in choices]
     body = dialogue.clarification(language, order_id, text, options, typed)
