@@ -26,6 +26,7 @@ from tests.processing_support import (
     add_message,
     load,
     meta_ok,
+    open_shop,
     provider_requests,
     twilio_ok,
 )
@@ -252,13 +253,11 @@ def test_an_order_left_without_its_reply_is_reused_not_doubled(shop, httpserver)
     assert len(provider_requests(httpserver)) == 1
 
 
-def test_a_connection_the_server_dropped_costs_one_attempt_and_is_not_used_again(shop, httpserver):
+def test_a_connection_the_server_dropped_costs_one_attempt_and_is_not_used_again(pg_app, httpserver):
     """The worker's pooled connection is terminated between two messages (a restart, a failover):
     the next message's attempt fails as a retryable database error, and its retry completes on a
     new connection."""
-    with shop.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("a server that drops connections: PostgreSQL")
+    shop = open_shop(pg_app, httpserver)
     meta_ok(httpserver)
     process_message(add_message(shop, ORDER_TEXT))  # the pool keeps the connection it used
     message_id = add_message(shop, ORDER_TEXT, phone="+9779800000002")
