@@ -188,7 +188,8 @@ def measure(port: int, rate: int, args: argparse.Namespace, db_url: str, redis_u
             "replied": len(latencies), "missing": len(sent) - len(latencies),
             "p50_ms": percentile(latencies, 0.50), "p95_ms": percentile(latencies, 0.95),
             "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies, default=float("nan")),
-            "cpu_ms": cpu_ms, "timeline": timeline(sent, args.timeline)}
+            "cpu_ms": cpu_ms, "timeline": timeline(sent, args.timeline),
+            "began": min(sent.values(), default=0.0)}
 
 
 def timeline(sent: dict[str, float], seconds: int) -> list[tuple[float, float]]:
@@ -261,7 +262,8 @@ def main() -> int:
     for r in results:
         if r["timeline"]:
             steps = ", ".join(f"{t:.0f}s {p:.0f}" for t, p in r["timeline"])
-            print(f"{r['rate']:>7}  p95 ms by when sent: {steps}")
+            began = time.strftime("%H:%M:%S", time.gmtime(r["began"]))
+            print(f"{r['rate']:>7}  p95 ms by when sent, from {began} UTC: {steps}")
     print("CPU ms per message (web + consumer + postgres + redis + this process):")
     for r in results:
         cpu = r["cpu_ms"]

@@ -8,6 +8,7 @@ from huey.storage import MemoryStorage
 from sqlalchemy import text
 
 from khaacho.extensions import db
+from khaacho.models import WebhookMessage, one_of
 from khaacho.processing import relay
 from khaacho.tasks import sweep_stuck_messages
 from tests.intake_support import hold_tasks
@@ -97,3 +98,13 @@ def test_the_relay_orders_each_senders_messages_and_limits_each_sender_alone(any
     assert len(queue()) == 4
     assert rows(any_app, "SELECT phone_number, request_count, blocked_count FROM webhook_rate_limits "
                          "ORDER BY phone_number") == [("+9779841111111", 3, 1), ("+9779842222222", 3, 1)]
+
+
+def test_fixed_statuses_are_written_into_the_sql_and_nothing_else_can_be():
+    """The relay's and the worker's status conditions name their statuses as SQL constants (so a
+    prepared statement's generic plan can use the partial indexes); only plain names are taken."""
+    status = WebhookMessage.__table__.c.status
+    sql = str(one_of(status, ["queued", "failed"]).compile(compile_kwargs={"literal_binds": False}))
+    assert sql == "webhook_messages.status IN ('queued', 'failed')"
+    with pytest.raises(ValueError):
+        one_of(status, ["queued') OR ('1' = '1"])
