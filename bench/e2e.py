@@ -18,6 +18,7 @@ Run from the repository root (one at a time; nothing else busy on the machine)::
     .venv/bin/python bench/e2e.py                          # 200 msg/s for 60 s
     .venv/bin/python bench/e2e.py --rates 200,300,400,500 --seconds 30
     .venv/bin/python bench/e2e.py --senders 12000          # every message a new order
+    .venv/bin/python bench/e2e.py --timeline 10            # also the p95 of each 10 s (a passing stall)
 """
 
 from __future__ import annotations

@@ -99,6 +99,9 @@ def dialect_insert(dialect: str, table):
     return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
 
 
+_NAME = re.compile(r"[a-z_]+")  # what one_of writes into SQL: a status, never input
+
+
 def one_of(column: ColumnElement, values: Iterable[str]) -> ColumnElement[bool]:
     """``column IN ('a', 'b')``: fixed names (statuses) written into the SQL as constants.
 
@@ -112,9 +115,6 @@ def one_of(column: ColumnElement, values: Iterable[str]) -> ColumnElement[bool]:
     if not all(_NAME.fullmatch(name) for name in names):
         raise ValueError(f"not fixed names: {names!r}")
     return column.in_([literal_column(f"'{name}'", column.type) for name in names])
-
-
-_NAME = re.compile(r"[a-z_]+")
 
 
 def _in(values: tuple[str, ...]) -> str:

@@ -15,7 +15,9 @@ What the driver's path leaves out:
 - SQLAlchemy's result processing. psycopg's own types come back instead: JSON parsed, timestamps
   with their zone, numerics as ``Decimal`` (what SQLAlchemy's PostgreSQL types give as well).
 
-JSON parameters are sent as text, for the cast that the compiled SQL carries. A driver error is
+What it does as SQLAlchemy does: columns' Python-side defaults (``default=utcnow``) are filled
+in, and JSON parameters are sent as text for the cast that the compiled SQL carries, None as JSON
+``null`` (``tests/test_statements.py`` compares the rows both paths store). A driver error is
 raised as SQLAlchemy's exception for it (``IntegrityError``, ``OperationalError``…), as a
 session execution raises it, and a connection the server dropped is invalidated first, so the
 pool does not hand it out again.
@@ -43,7 +45,7 @@ class _Compiled(NamedTuple):
     sql: str
     names: tuple[str, ...]  # the parameters in placeholder order (a name used twice appears twice)
     fixed: dict[str, Any]  # what the statement binds itself (literals)
-    json: frozenset[str]  # parameters sent as JSON text
+    json: dict[str, bool]  # parameters sent as JSON text, and whether None is SQL NULL (else JSON null)
     defaults: dict[str, Any]  # columns' Python-side defaults (``default=utcnow``) by parameter name
 
 
@@ -82,14 +84,17 @@ def _value(name: str, params: dict[str, Any], compiled: _Compiled) -> Any:
         value = default.arg(None) if default.is_callable else default.arg
     else:
         value = compiled.fixed[name]
-    return json.dumps(value) if name in compiled.json and value is not None else value
+    if name in compiled.json and not (value is None and compiled.json[name]):
+        return json.dumps(value)  # None as JSON null, as SQLAlchemy sends it (unless none_as_null)
+    return value
 
 
 @functools.lru_cache(maxsize=256)
 def _compile(statement: Executable, keys: tuple[str, ...]) -> _Compiled:
     """The statement compiled for these parameter names (an INSERT's columns come from them)."""
     compiled = statement.compile(dialect=_POSITIONAL, column_keys=list(keys))
-    json_names = frozenset(name for name, bind in compiled.binds.items() if isinstance(bind.type, JSON))
+    json_names = {name: bind.type.none_as_null for name, bind in compiled.binds.items()
+                  if isinstance(bind.type, JSON)}
     defaults = {column.key: column.default for column in compiled.insert_prefetch}
     defaults.update((column.key, column.onupdate) for column in compiled.update_prefetch)
     names = tuple(compiled.positiontup or ())
