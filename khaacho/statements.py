@@ -41,7 +41,9 @@ from khaacho.extensions import db
 _POSITIONAL = postgresql.psycopg.dialect(paramstyle="format")
 
 
-class _Compiled(NamedTuple):
+class Compiled(NamedTuple):
+    """A statement's SQL with ``%s`` placeholders, and what it takes to fill them in."""
+
     sql: str
     names: tuple[str, ...]  # the parameters in placeholder order (a name used twice appears twice)
     fixed: dict[str, Any]  # what the statement binds itself (literals)
@@ -55,7 +57,7 @@ def fetch(statement: Executable, params: dict[str, Any]) -> list:
     if connection.dialect.name != "postgresql":
         result = db.session.execute(statement, params)
         return result.all() if result.returns_rows else []
-    compiled = _compile(statement, tuple(params))
+    compiled = compile_positional(statement, tuple(params))
     values = [_value(name, params, compiled) for name in compiled.names]
     driver = connection.connection.driver_connection
     try:
@@ -76,7 +78,7 @@ def first(statement: Executable, params: dict[str, Any]):
     return rows[0] if rows else None
 
 
-def _value(name: str, params: dict[str, Any], compiled: _Compiled) -> Any:
+def _value(name: str, params: dict[str, Any], compiled: Compiled) -> Any:
     if name in params:
         value = params[name]
     elif name in compiled.defaults:
@@ -90,12 +92,13 @@ def _value(name: str, params: dict[str, Any], compiled: _Compiled) -> Any:
 
 
 @functools.lru_cache(maxsize=256)
-def _compile(statement: Executable, keys: tuple[str, ...]) -> _Compiled:
-    """The statement compiled for these parameter names (an INSERT's columns come from them)."""
+def compile_positional(statement: Executable, keys: tuple[str, ...] = ()) -> Compiled:
+    """The statement compiled once for these parameter names (an INSERT's columns come from them),
+    for the driver's cursor: ``%s`` placeholders, filled from a list in :attr:`Compiled.names` order."""
     compiled = statement.compile(dialect=_POSITIONAL, column_keys=list(keys))
     json_names = {name: bind.type.none_as_null for name, bind in compiled.binds.items()
                   if isinstance(bind.type, JSON)}
     defaults = {column.key: column.default for column in compiled.insert_prefetch}
     defaults.update((column.key, column.onupdate) for column in compiled.update_prefetch)
     names = tuple(compiled.positiontup or ())
-    return _Compiled(compiled.string, names, compiled.params, json_names, defaults)
+    return Compiled(compiled.string, names, compiled.params, json_names, defaults)

@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from khaacho import delivery
+from khaacho import delivery, statements
 from khaacho.events import Events, InboundMessage
 from khaacho.extensions import db
 from khaacho.models import INTAKE_CHANNEL, WebhookMessage, dialect_insert, utcnow
@@ -51,8 +51,6 @@ _BOUND_COLUMNS = (
     "message_id", "webhook_source", "phone_number", "sender_id", "message_type", "message_text",
     "payload", "status", "response_time_ms", "message_timestamp", "request_id",
 )
-# Positional ``%s`` placeholders: psycopg takes a list, no name-to-value mapping per request.
-_POSITIONAL = postgresql.psycopg.dialect(paramstyle="format")
 
 
 class StorageUnavailable(RuntimeError):
@@ -118,12 +116,12 @@ def _store_postgresql(engine: Engine, audit_params: dict, rows: list[dict], side
     stmt = _statement(len(rows))
     if side is not None:
         stmt = stmt.add_cte(side.cte("delivery"))
-    sql, names, fixed = _compiled(stmt)
-    params = {**fixed, **audit_params}
+    compiled = statements.compile_positional(stmt)
+    params = {**compiled.fixed, **audit_params}
     for i, row in enumerate(rows):
         params.update({f"{name}_{i}": value for name, value in row.items()})
         params[f"payload_{i}"] = json.dumps(row["payload"])  # as text, for the ::JSON cast
-    _execute(engine, sql, tuple(params[name] for name in names))
+    _execute(engine, compiled.sql, tuple(params[name] for name in compiled.names))
 
 
 def _execute(engine: Engine, sql: str, values: tuple) -> None:
@@ -172,14 +170,6 @@ def _statement(count: int) -> Insert:
     notify = select(func.pg_notify(literal(INTAKE_CHANNEL), literal(""))).where(new_queued).limit(1)
     notified = select(func.count()).select_from(notify.subquery()).scalar_subquery()
     return audit.valid_insert(where=notified >= literal_column("0")).add_cte(stored)
-
-
-@functools.lru_cache(maxsize=128)
-def _compiled(stmt: Executable) -> tuple[str, tuple[str, ...], dict]:
-    """The statement's SQL with positional placeholders, its parameter names in order, and the
-    values it binds itself (literals, a status update's CASE values)."""
-    compiled = stmt.compile(dialect=_POSITIONAL)
-    return compiled.string, tuple(compiled.positiontup or ()), compiled.params
 
 
 def _on_conflict(insert):
