@@ -119,9 +119,7 @@ def _insert(message_id: int, customer: str, shop_id: int | None, items: list[dic
              "status": OrderStatus.PENDING.value, "version": 1, "language": language, "total": _total(items),
              "created_at": now, "updated_at": now}
     if db.engine.dialect.name == "postgresql":
-        params = {f"order_{name}": value for name, value in order.items()}
-        for i, item in enumerate(items):
-            params.update({f"{name}_{i}": item[name] for name in _ITEM_COLUMNS})
+        params = {**{f"order_{name}": value for name, value in order.items()}, **_item_params(items)}
         rows = statements.fetch(_order_with_items(len(items)), params)
         # The items' ids come from their sequence in the order they were inserted, that of the items.
         return rows[0].order_id, sorted(row.id for row in rows)
@@ -147,11 +145,14 @@ def _order_with_items(count: int) -> Insert:
 
 def _add_items(order_id: int, items: list[dict]) -> list[int]:
     """Add the items to an order in one statement; their ids, in the items' order."""
-    params = {"order_id": order_id}
-    for i, item in enumerate(items):
-        params.update({f"{name}_{i}": item[name] for name in _ITEM_COLUMNS})
+    params = {"order_id": order_id, **_item_params(items)}
     # The ids come from the table's sequence in the order of the VALUES rows, that of the items.
     return sorted(row.id for row in statements.fetch(_items_insert(len(items)), params))
+
+
+def _item_params(items: list[dict]) -> dict:
+    """The items' values as the statements below bind them: ``quantity_0``, ``quantity_1``…"""
+    return {f"{name}_{i}": item[name] for i, item in enumerate(items) for name in _ITEM_COLUMNS}
 
 
 @functools.lru_cache(maxsize=32)
@@ -176,7 +177,7 @@ _LINES = (select(_line.id, _line.raw_text, _line.quantity, _line.unit, _line.uni
           .where(_line.order_id == bindparam("order_id")).order_by(_line.id))
 # A line of the order taking the new quantity of its product (the line's text, price, message with it).
 _SET_LINE = (update(_items_table).where(_line.id == bindparam("_item_id"))
-             .values({name: bindparam(f"_{name}", type_=_line[name].type) for name in _ITEM_COLUMNS}))
+             .values({name: bindparam(f"{name}_0", type_=_line[name].type) for name in _ITEM_COLUMNS}))
 # An amended order's new total and version (older buttons stop confirming).
 _BUMP = (update(_orders).where(_orders.c.id == bindparam("_order_id"))
          .values(version=_orders.c.version + 1, total=bindparam("_total"), updated_at=bindparam("_now"))
@@ -224,7 +225,7 @@ def amend(order_id: int, lines: list[OrderLine], message_id: int, replace: bool 
         if item_id is None:
             added.append(item)
             continue
-        statements.fetch(_SET_LINE, {"_item_id": item_id, **{f"_{name}": item[name] for name in item}})
+        statements.fetch(_SET_LINE, {"_item_id": item_id, **_item_params([item])})
         current[item_id] = _stored(item_id, item, names)
     if added:  # one statement for all the new lines
         item_ids = _add_items(order_id, added)
