@@ -184,25 +184,25 @@ def measure(port: int, rate: int, args: argparse.Namespace, db_url: str, redis_u
     replied(sent, args.drain)
     after = cpu_snapshot(port, db_url, redis_url)
     cpu_ms = {k: (after[k] - before[k]) * 1000 / max(len(sent), 1) for k in after}
-    latencies = [(TimingStandIn.arrived[m] - t) * 1000 for m, t in sent.items() if m in TimingStandIn.arrived]
+    arrived = TimingStandIn.arrived
+    latency = {m: (arrived[m] - t) * 1000 for m, t in sent.items() if m in arrived}
+    latencies = list(latency.values())
     return {"rate": rate, "offered": rate * args.seconds, "acknowledged": len(sent), "non_2xx": failures,
             "replied": len(latencies), "missing": len(sent) - len(latencies),
             "p50_ms": percentile(latencies, 0.50), "p95_ms": percentile(latencies, 0.95),
             "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies, default=float("nan")),
-            "cpu_ms": cpu_ms, "timeline": timeline(sent, args.timeline),
+            "cpu_ms": cpu_ms, "timeline": timeline(sent, latency, args.timeline),
             "began": min(sent.values(), default=0.0)}
 
 
-def timeline(sent: dict[str, float], seconds: int) -> list[tuple[float, float]]:
+def timeline(sent: dict[str, float], latency: dict[str, float], seconds: int) -> list[tuple[float, float]]:
     """The p95 of each ``seconds`` of the run, by when the messages were sent (shows a passing stall)."""
     if not sent or seconds <= 0:
         return []
     start = min(sent.values())
     buckets: dict[int, list[float]] = {}
-    for message_id, when in sent.items():
-        if message_id in TimingStandIn.arrived:
-            buckets.setdefault(int((when - start) // seconds), []).append(
-                (TimingStandIn.arrived[message_id] - when) * 1000)
+    for message_id, ms in latency.items():
+        buckets.setdefault(int((sent[message_id] - start) // seconds), []).append(ms)
     return [(k * seconds, percentile(v, 0.95)) for k, v in sorted(buckets.items())]
 
 

@@ -358,7 +358,7 @@ def _finish(job: Claim, status: str, note: str | None = None, sent: tuple[int, s
             db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             statement = FINISH_SENT
         else:
-            statements.fetch(MARK_SENT, params)
+            db.session.execute(MARK_SENT, params)
     finished = statements.first(statement, params)
     db.session.commit()
     if finished is None:
