@@ -58,6 +58,15 @@ def insert_messages(db_url: str, count: int, senders: int) -> None:
         cur.executemany(INSERT, rows)
 
 
+def add_products(db_url: str, count: int) -> None:
+    """``count`` more active products beside the demo catalog, named like no order text names anything."""
+    now = datetime.now(UTC)
+    rows = [(f"BENCH-{i:06d}", f"bench item {i:06d}", "", "pcs", 10, True, now) for i in range(count)]
+    with psycopg.connect(db_url) as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO products (sku, name, aliases, unit, price, active, updated_at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+
+
 def run_loop(args: argparse.Namespace) -> None:
     db_url = create_database(args.pg)
     try:
@@ -68,6 +77,7 @@ def run_loop(args: argparse.Namespace) -> None:
         prepare_schema(dict(os.environ, **env))
         os.environ.update(env)
         insert_messages(db_url, args.messages, args.senders)
+        add_products(db_url, args.products)
         loop(args.messages)
     finally:
         drop_database(args.pg, db_url)
@@ -120,7 +130,8 @@ def instructions(args: argparse.Namespace) -> None:
     for count in (BASELINE, args.messages):
         with tempfile.TemporaryDirectory() as tmp:
             command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", sys.executable,
-                       __file__, "--messages", str(count), "--senders", str(args.senders), "--pg", args.pg,
+                       __file__, "--messages", str(count), "--senders", str(args.senders),
+                       "--products", str(args.products), "--pg", args.pg,
                        "--redis", args.redis]
             done = subprocess.run(command, cwd=ROOT, env=dict(os.environ, PYTHONHASHSEED="0"),
                                   capture_output=True, text=True, check=True)
@@ -136,6 +147,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--senders", type=int, default=100000,
                         help="distinct shops; fewer means more follow-ups")
+    parser.add_argument("--products", type=int, default=0,
+                        help="active products added to the demo catalog's (a wholesaler's catalog is larger)")
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin URL")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/9")

@@ -259,6 +259,8 @@ class Product(db.Model):
     """A catalog item a shopkeeper can order."""
 
     __tablename__ = "products"
+    # The newest change is the catalog's version, read with every message (orders.catalog).
+    __table_args__ = (Index("ix_products_updated_at", "updated_at"),)
 
     id = db.Column(db.Integer, primary_key=True)
     sku = db.Column(db.String(64), nullable=False, unique=True)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import bindparam, text, update
 
 from khaacho.dashboard.cli import answered
 from khaacho.dashboard.simulate import TrafficBuilder
@@ -224,6 +224,24 @@ def test_a_catalog_import_applies_from_the_next_message(shop, httpserver, tmp_pa
     [after] = chat.replies()
     assert "Sugar: 5 kg × NPR 125.00" in after.body and "Jaggery: 2 kg × NPR 180.00" in after.body
     assert chat.orders()[1][1:] == ("pending", 1, "985.00")
+
+
+def test_a_product_withdrawn_with_sql_that_stamps_updated_at_is_not_ordered_from_the_next_message(
+        shop, httpserver):
+    chat = Chat(shop, httpserver)
+    chat.say("5 kg chini")
+    [prompt] = chat.replies()
+    assert "Sugar: 5 kg" in prompt.body
+    chat.tap(prompt.buttons[2], "Cancel")
+    chat.replies()
+    withdraw = text("UPDATE products SET active = false, updated_at = :now WHERE sku = 'SUGAR'").bindparams(
+        bindparam("now", type_=Product.updated_at.type))  # SQL that stamps updated_at, as docs/data.md asks
+    with shop.app_context():
+        db.session.execute(withdraw, {"now": utcnow()})
+        db.session.commit()
+    chat.say("5 kg chini")
+    [answer] = chat.replies()
+    assert "Sugar" not in answer.body and [o[1] for o in chat.orders()] == ["cancelled"]
 
 
 def test_a_price_question_is_answered_from_the_catalog_without_an_order(shop, httpserver):

@@ -153,7 +153,7 @@ def _claim(message_id: int, statement=CLAIM) -> Claim | None:
     return Claim(message_id, row.attempts, row.attempts == 1 and row.error_count == 0, row.webhook_source,
                  row.message_id, row.sender_id, row.phone_number or row.sender_id, row.phone_number,
                  row.message_type, row.message_text, row.payload, row.message_timestamp, row.request_id, due,
-                 (row.catalog_count, row.catalog_changed))
+                 (row.catalog_newest, row.catalog_changed))
 
 
 def claim(message_id: int) -> Claim | None:
