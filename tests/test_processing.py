@@ -5,14 +5,17 @@ A pytest-httpserver on loopback stands in for Meta's Cloud API and Twilio's REST
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import psycopg
 import pytest
+from psycopg import sql as pgsql
 from sqlalchemy import func, select, update
 from werkzeug import Response
 
+from khaacho import statements
 from khaacho.extensions import db
 from khaacho.models import Order, OutboundMessage, WebhookMessage, utcnow
 from khaacho.processing import retry, sweep, worker
@@ -276,6 +279,67 @@ def test_a_connection_the_server_dropped_costs_one_attempt_and_is_not_used_again
     message, order, reply = load(shop, message_id)
     assert message.status == "completed" and order is not None and reply.status == "sent"
     assert len(provider_requests(httpserver)) == 2
+
+
+def _rows_read(node: dict) -> int:
+    """Rows a plan's scans of ``webhook_messages`` read: returned upward plus removed by their filter."""
+    own = 0
+    if node.get("Relation Name") == "webhook_messages" and "Scan" in node["Node Type"]:
+        own = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
+    return own + sum(_rows_read(child) for child in node.get("Plans", []))
+
+
+_SQL_TYPES = {int: "bigint", str: "text", type(None): "text", datetime: "timestamptz"}
+
+
+def _explain_generic(conn: psycopg.Connection, statement, params: dict) -> dict:
+    """EXPLAIN ANALYZE of the statement prepared as the worker's driver runs it (a connection that
+    ran it five times keeps it prepared), in the generic plan PostgreSQL makes without the values."""
+    compiled = statements.compile_positional(statement, tuple(params))
+    values = [params[key] if key in params else compiled.fixed[key] for key in compiled.names]
+    numbered = iter(range(1, len(values) + 1))
+    types = ", ".join(_SQL_TYPES[type(value)] for value in values)
+    sql = re.sub("%s", lambda _: f"${next(numbered)}", compiled.sql)
+    conn.execute(f"PREPARE explained ({types}) AS {sql}")
+    arguments = pgsql.SQL(", ").join(pgsql.Literal(value) for value in values)
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            explain = pgsql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE explained ({})").format(arguments)
+            [[plan]] = conn.execute(explain).fetchall()
+    finally:
+        conn.execute("DEALLOCATE explained")
+    return plan[0]["Plan"]
+
+
+_MESSAGES = """
+    INSERT INTO webhook_messages (message_id, webhook_source, phone_number, sender_id, message_type,
+        message_text, status, duplicate_count, message_timestamp, first_received_at, attempts, error_count,
+        relayed_at, updated_at, created_at)
+    SELECT 'wamid.' || %(prefix)s::text || g, 'whatsapp', s.phone, s.phone, 'text', 'chini 5 kg',
+        %(status)s::text, 0, now(), now(), 1, 0, now(), now(), now()
+    FROM generate_series(1, %(count)s::int) g,
+        LATERAL (SELECT coalesce(%(sender)s::text, '+97797' || lpad(g::text, 8, '0')) AS phone) s"""
+
+
+def test_a_shops_long_history_is_not_read_again_for_each_of_its_messages(pg_app):
+    """The claim and the finish look for the sender's unfinished and waiting messages. Their
+    prepared plans (the generic ones PostgreSQL keeps for a busy connection) read those, not the
+    2,000 messages the shop sent before."""
+    shop = "+9779800000001"
+    params = {"_id": 4001, "_attempt": 1, "_status": "completed", "_now": utcnow(), "_note": None,
+              "_context": None, "_sender": shop, "_outbound_id": 1, "_provider_id": "wamid.OUT"}
+    with pg_app.app_context():
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(url, autocommit=True) as conn:
+            batches = (("OTHER", None, "completed", 2000),  # one message each of 2,000 other shops
+                       ("OLD", shop, "completed", 2000), ("NEW", shop, "processing", 1))
+            for prefix, sender, status, count in batches:
+                conn.execute(_MESSAGES, {"prefix": prefix, "sender": sender, "status": status,
+                                         "count": count})
+            conn.execute("ANALYZE webhook_messages")
+            for name in ("CLAIM_IN_TURN", "FINISH_SENT", "NEXT_WAITING"):
+                assert _rows_read(_explain_generic(conn, getattr(worker, name), params)) < 10, name
 
 
 # --- failures -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import BindParameter, ColumnElement, and_, update
 
 from khaacho.extensions import db
-from khaacho.models import OutboundMessage, WebhookMessage, utcnow
+from khaacho.models import OutboundMessage, WebhookMessage, one_of, utcnow
 
 log = logging.getLogger(__name__)
 MAX_ERROR_LENGTH = 2000
@@ -22,7 +22,7 @@ def in_attempt(message_id: int | BindParameter, attempt: int | BindParameter) ->
     The sweep may hand a message that looked stuck to another worker; writes fenced by the
     attempt number then match nothing instead of overwriting the newer attempt's result.
     """
-    return and_(WebhookMessage.id == message_id, WebhookMessage.status == "processing",
+    return and_(WebhookMessage.id == message_id, one_of(WebhookMessage.status, ["processing"]),
                 WebhookMessage.attempts == attempt)
 
 

@@ -103,8 +103,8 @@ _OLDER_IN_HAND = exists().where(
 # by values, not correlated: SQLite's RETURNING names columns without their table.
 _SUCCESSOR = (
     select(_other.id)
-    .where(_other.sender_id == bindparam("_sender"), _other.status == "queued", _other.relayed_at.isnot(None),
-           _other.id != bindparam("_id"))
+    .where(_other.sender_id == bindparam("_sender"), one_of(_other.status, ["queued"]),
+           _other.relayed_at.isnot(None), _other.id != bindparam("_id"))
     .order_by(_other.message_timestamp, _other.id).limit(1).scalar_subquery()
 )
 _CLAIMED = (_me.attempts, _me.error_count, _me.webhook_source, _me.message_id, _me.phone_number,
