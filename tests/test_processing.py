@@ -324,8 +324,9 @@ _MESSAGES = """
 
 def test_a_shops_long_history_is_not_read_again_for_each_of_its_messages(pg_app):
     """The claim and the finish look for the sender's unfinished and waiting messages. Their
-    prepared plans (the generic ones PostgreSQL keeps for a busy connection) read those, not the
-    2,000 messages the shop sent before."""
+    prepared plans (the generic ones PostgreSQL keeps for a busy connection) read a few rows, not
+    the 2,000 messages the shop sent before (with the statuses as parameters, the finish read them
+    all: the partial index of unfinished messages was out of the generic plan's reach)."""
     shop = "+9779800000001"
     params = {"_id": 4001, "_attempt": 1, "_status": "completed", "_now": utcnow(), "_note": None,
               "_context": None, "_sender": shop, "_outbound_id": 1, "_provider_id": "wamid.OUT"}
@@ -333,13 +334,16 @@ def test_a_shops_long_history_is_not_read_again_for_each_of_its_messages(pg_app)
         url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(url, autocommit=True) as conn:
             batches = (("OTHER", None, "completed", 2000),  # one message each of 2,000 other shops
-                       ("OLD", shop, "completed", 2000), ("NEW", shop, "processing", 1))
+                       ("OLD", shop, "completed", 2000), ("NEW", shop, "queued", 1))
             for prefix, sender, status, count in batches:
                 conn.execute(_MESSAGES, {"prefix": prefix, "sender": sender, "status": status,
                                          "count": count})
             conn.execute("ANALYZE webhook_messages")
-            for name in ("CLAIM_IN_TURN", "FINISH_SENT", "NEXT_WAITING"):
-                assert _rows_read(_explain_generic(conn, getattr(worker, name), params)) < 10, name
+            read = {"CLAIM_IN_TURN": _rows_read(_explain_generic(conn, worker.CLAIM_IN_TURN, params))}
+            conn.execute("UPDATE webhook_messages SET status = 'processing' WHERE id = 4001")
+            for name in ("FINISH_SENT", "NEXT_WAITING"):
+                read[name] = _rows_read(_explain_generic(conn, getattr(worker, name), params))
+    assert max(read.values()) < 10, read
 
 
 # --- failures -----------------------------------------------------------------------------
