@@ -19,6 +19,7 @@ Run from the repository root (one at a time; nothing else busy on the machine)::
     .venv/bin/python bench/e2e.py --rates 200,300,400,500 --seconds 30
     .venv/bin/python bench/e2e.py --senders 12000          # every message a new order
     .venv/bin/python bench/e2e.py --timeline 10            # also the p95 of each 10 s (a passing stall)
+    .venv/bin/python bench/e2e.py --products 5000          # a wholesaler's catalog, not the demo's 53
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from bench.refapps import PATH  # noqa: E402
 from bench.worker import (  # noqa: E402
     PHONE_ID,
     SECRETS,
+    add_products,
     create_database,
     drop_database,
     free_port,
@@ -217,6 +219,8 @@ def main() -> int:
     parser.add_argument("--timeline", type=int, default=0, metavar="SECONDS",
                         help="also report the p95 of each SECONDS of every rate")
     parser.add_argument("--warm-up", type=int, default=3, help="seconds at 20 messages/s before measuring")
+    parser.add_argument("--products", type=int, default=0,
+                        help="active products added to the demo catalog's (a wholesaler's catalog is larger)")
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--consumer-threads", type=int, default=4, help="the consumer's workers (-w)")
     parser.add_argument("--consumer-type", choices=("thread", "process"), default="thread",
@@ -235,6 +239,7 @@ def main() -> int:
                        WHATSAPP_API_URL=provider, TWILIO_API_URL=provider, TRUSTED_PROXY_COUNT="0",
                        WEBHOOK_RATE_LIMIT_MAX="100000")
             prepare_schema(dict(env))
+            add_products(db_url, args.products)
             port = free_port()
             web = services.start("web", [str(BIN / "gunicorn"), "wsgi:app", "-b", f"127.0.0.1:{port}", "-w",
                                          str(args.web_workers), "-k", "sync", "--backlog", "2048",

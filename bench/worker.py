@@ -150,6 +150,15 @@ def prepare_schema(env: dict) -> None:
                        capture_output=True)
 
 
+def add_products(db_url: str, count: int) -> None:
+    """``count`` more active products beside the demo catalog, named like no order text names anything."""
+    now = datetime.now(UTC)
+    rows = [(f"BENCH-{i:06d}", f"bench item {i:06d}", "", "pcs", 10, True, now) for i in range(count)]
+    with psycopg.connect(db_url) as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO products (sku, name, aliases, unit, price, active, updated_at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+
+
 # Orders that are clear from the first message, so each is confirmed by one tap.
 CLEAR_ORDERS = ("10 kg chini ra 5 kg musuro dal", "चामल २५ केजी", "5 kg chini, 2 packet wai wai",
                 "sunflower oil 2 litre\nchini 5 kg", "चिनी ५ केजी", "mansuli chamal 25 kg")

@@ -40,7 +40,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ack import cpu_seconds  # noqa: E402
 from bench.horizontal import ORDER_TEXTS  # noqa: E402
-from bench.worker import INSERT, SECRETS, create_database, drop_database, prepare_schema, start_provider  # noqa: E402
+from bench.worker import (  # noqa: E402
+    INSERT,
+    SECRETS,
+    add_products,
+    create_database,
+    drop_database,
+    prepare_schema,
+    start_provider,
+)
 
 WARM_UP = 50
 BASELINE = 100  # messages of the run whose instruction count is taken away (start-up and warm-up)
@@ -56,15 +64,6 @@ def insert_messages(db_url: str, count: int, senders: int) -> None:
                      0, 0, now, now, now))
     with psycopg.connect(db_url) as conn, conn.cursor() as cur:
         cur.executemany(INSERT, rows)
-
-
-def add_products(db_url: str, count: int) -> None:
-    """``count`` more active products beside the demo catalog, named like no order text names anything."""
-    now = datetime.now(UTC)
-    rows = [(f"BENCH-{i:06d}", f"bench item {i:06d}", "", "pcs", 10, True, now) for i in range(count)]
-    with psycopg.connect(db_url) as conn, conn.cursor() as cur:
-        cur.executemany("INSERT INTO products (sku, name, aliases, unit, price, active, updated_at)"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
 
 
 def run_loop(args: argparse.Namespace) -> None:
