@@ -9,10 +9,13 @@ or its error. The first failure recorded is the one kept.
 
 from __future__ import annotations
 
-from sqlalchemy import Update, case, func, or_, update
+import functools
+from typing import NamedTuple
+
+from sqlalchemy import Integer, Update, bindparam, case, func, update
 
 from khaacho.events import StatusUpdate
-from khaacho.models import OutboundMessage, utcnow
+from khaacho.models import OutboundMessage
 
 FAILED_RANK = 100
 DELIVERY_RANK = {
@@ -23,8 +26,15 @@ DELIVERY_RANK = {
 _outbound = OutboundMessage.__table__
 
 
-def status_update(updates: list[StatusUpdate]) -> Update | None:
-    """One UPDATE moving each matching outbound message to its highest-ranked new status, or None."""
+class StatusMoves(NamedTuple):
+    """The replies a callback moves forward: how many, and :func:`status_statement`'s parameters."""
+
+    count: int
+    params: dict
+
+
+def status_update(updates: list[StatusUpdate]) -> StatusMoves | None:
+    """Each matching outbound message's highest-ranked new status, as parameters; None when none is known."""
     best: dict[str, StatusUpdate] = {}
     for u in updates:
         rank = DELIVERY_RANK.get(u.status)
@@ -33,14 +43,33 @@ def status_update(updates: list[StatusUpdate]) -> Update | None:
             best[u.provider_message_id] = u
     if not best:
         return None
-    pid = _outbound.c.provider_message_id
+    params = {}
+    for i, u in enumerate(best.values()):
+        params.update({f"_reply_{i}": u.provider_message_id, f"_status_{i}": u.status,
+                       f"_rank_{i}": DELIVERY_RANK[u.status], f"_error_{i}": u.error})
+    return StatusMoves(len(best), params)
+
+
+@functools.lru_cache(maxsize=16)
+def status_statement(count: int) -> Update:
+    """One UPDATE moving ``count`` replies, each to its new status if that ranks above its current one.
+
+    Built once per count, its values bound (``_reply_0``, ``_status_0``, …, and the caller's
+    ``now``), so intake compiles it once, not on every callback.
+    """
+    reply = _outbound.c.provider_message_id
+    replies = [bindparam(f"_reply_{i}", type_=reply.type) for i in range(count)]
+
+    def by_reply(name: str, type_, otherwise=None):
+        """The reply's own value of the parameter ``name`` (``otherwise`` for any other row)."""
+        return case(*((reply == replies[i], bindparam(f"{name}_{i}", type_=type_)) for i in range(count)),
+                    else_=otherwise)
+
     current_rank = func.coalesce(case(DELIVERY_RANK, value=_outbound.c.delivery_status), 0)
-    new_status = case({k: u.status for k, u in best.items()}, value=pid)
-    new_rank = case({k: DELIVERY_RANK[u.status] for k, u in best.items()}, value=pid)
+    error = _outbound.c.delivery_error
     return (
         update(_outbound)
-        .where(or_(*(pid == k for k in best)), current_rank < new_rank)
-        .values(delivery_status=new_status, updated_at=utcnow(),
-                delivery_error=case({k: u.error for k, u in best.items()}, value=pid,
-                                    else_=_outbound.c.delivery_error))
+        .where(reply.in_(replies), current_rank < by_reply("_rank", Integer()))
+        .values(delivery_status=by_reply("_status", _outbound.c.delivery_status.type),
+                updated_at=bindparam("now"), delivery_error=by_reply("_error", error.type, error))
     )

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 import psycopg
 from flask import Flask
-from sqlalchemy import Executable, Insert, bindparam, create_engine, func, literal, literal_column, select
+from sqlalchemy import Insert, bindparam, create_engine, func, literal, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -70,14 +70,14 @@ def store(app: Flask, source: str, events: Events, *, client_ip: str | None, end
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     rows = [_row(source, m, statuses[m.message_id], now, elapsed_ms, request_id) for m in messages]
     audit_params = {**audit.valid_params(source, endpoint, client_ip, reason, elapsed_ms), "now": now}
-    side = delivery.status_update(events.statuses)
+    moves = delivery.status_update(events.statuses)
     try:
         engine = app.extensions.get(_ENGINE_KEY)
         if engine is not None:
-            _store_postgresql(engine, audit_params, rows, side)
+            _store_postgresql(engine, audit_params, rows, moves)
         else:
             with app.app_context(), db.engine.begin() as conn:
-                _store_in_transaction(conn, audit_params, rows, side)
+                _store_in_transaction(conn, audit_params, rows, moves)
     except (SQLAlchemyError, psycopg.Error) as exc:
         log.warning("webhook not stored, answering 503: %s: %s", type(exc).__name__, exc)
         raise StorageUnavailable(str(exc)) from exc
@@ -112,12 +112,10 @@ def close_engine(app: Flask) -> None:
         engine.dispose()
 
 
-def _store_postgresql(engine: Engine, audit_params: dict, rows: list[dict], side: Executable | None) -> None:
-    stmt = _statement(len(rows))
-    if side is not None:
-        stmt = stmt.add_cte(side.cte("delivery"))
-    compiled = statements.compile_positional(stmt)
-    params = {**compiled.fixed, **audit_params}
+def _store_postgresql(engine: Engine, audit_params: dict, rows: list[dict],
+                      moves: delivery.StatusMoves | None) -> None:
+    compiled = statements.compile_positional(_statement(len(rows), moves.count if moves else 0))
+    params = {**compiled.fixed, **audit_params, **(moves.params if moves else {})}
     for i, row in enumerate(rows):
         params.update({f"{name}_{i}": value for name, value in row.items()})
         params[f"payload_{i}"] = json.dumps(row["payload"])  # as text, for the ::JSON cast
@@ -151,8 +149,9 @@ def _execute(engine: Engine, sql: str, values: tuple) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _statement(count: int) -> Insert:
-    """The whole request as one statement for ``count`` messages: upsert CTE, audit row, notify.
+def _statement(count: int, statuses: int = 0) -> Insert:
+    """The whole request as one statement for ``count`` messages and ``statuses`` replies whose
+    delivery status moves: upsert CTE, status CTE, audit row, notify.
 
     The audit row's ``INSERT … SELECT`` is the main statement, so the statement returns no rows
     (a result set to describe and read costs the driver and SQLAlchemy a fifth of the request's
@@ -160,6 +159,8 @@ def _statement(count: int) -> Insert:
     (a count is never negative) but makes PostgreSQL call ``pg_notify`` once when the upsert
     stored a new ``queued`` message; data-modifying CTEs run whether or not they are referenced.
     """
+    if statuses:
+        return _statement(count).add_cte(delivery.status_statement(statuses).cte("delivery"))
     if not count:
         return audit.valid_insert()
     values = [{**{c: bindparam(f"{c}_{i}", type_=_messages.c[c].type) for c in _BOUND_COLUMNS}, **_new_row()}
@@ -181,10 +182,11 @@ def _on_conflict(insert):
     )
 
 
-def _store_in_transaction(conn, audit_params: dict, rows: list[dict], side: Executable | None) -> None:
+def _store_in_transaction(conn, audit_params: dict, rows: list[dict],
+                          moves: delivery.StatusMoves | None) -> None:
     conn.execute(audit.valid_insert(), audit_params)
-    if side is not None:
-        conn.execute(side)
+    if moves is not None:
+        conn.execute(delivery.status_statement(moves.count), {**moves.params, "now": audit_params["now"]})
     if rows:
         conn.execute(_sqlite_upsert(), rows)
 
