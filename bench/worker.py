@@ -167,18 +167,24 @@ INSERT = ("INSERT INTO webhook_messages (message_id, webhook_source, phone_numbe
           " error_count, relayed_at, updated_at, created_at) VALUES (" + ", ".join(["%s"] * 16) + ")")
 
 
+def queued_row(message_id: str, source: str, phone: str, message_type: str, text: str,
+               payload: str | None = None, relayed: bool = True) -> tuple:
+    """The values of ``INSERT`` for a queued message as intake stores it (relayed: the bench queues it)."""
+    now = datetime.now(UTC)
+    return (message_id, source, phone, phone, message_type, text, payload, "queued", 0, now, now, 0, 0,
+            now if relayed else None, now, now)
+
+
 def insert_messages(db_url: str, count: int, taps: bool) -> None:
     """Empty the message tables and insert ``count`` queued (and relayed: the bench queues them) messages."""
     texts = CLEAR_ORDERS if taps else [
         case["text"] for case in json.loads((ROOT / "tests" / "data" / "orders.json").read_text())]
-    now = datetime.now(UTC)
     rows = []
     for i in range(count):
         source = "whatsapp" if i % 2 == 0 else "twilio"
         phone = f"+97798{i % 100000:08d}"
         message_id = f"wamid.BENCHIN{i}" if source == "whatsapp" else f"SM{i:032d}"
-        rows.append((message_id, source, phone, phone, "text", texts[i % len(texts)], None, "queued", 0, now,
-                     now, 0, 0, now, now, now))
+        rows.append(queued_row(message_id, source, phone, "text", texts[i % len(texts)]))
     with psycopg.connect(db_url) as conn:
         conn.execute("TRUNCATE webhook_messages, orders, order_items, outbound_messages"
                      " RESTART IDENTITY CASCADE")
@@ -199,8 +205,7 @@ def tap_message(n: int, source: str, phone: str, order_id: int) -> tuple:
         payload = {"MessageSid": message_id, "From": f"whatsapp:{phone}",
                    "To": SECRETS["TWILIO_WHATSAPP_NUMBER"], "MessageType": "button", "ButtonPayload": tapped,
                    "ButtonText": "Confirm", "Body": "Confirm"}
-    return (message_id, source, phone, phone, "button", "Confirm", json.dumps(payload), "queued", 0, now, now,
-            0, 0, None, now, now)
+    return queued_row(message_id, source, phone, "button", "Confirm", json.dumps(payload), relayed=False)
 
 
 def tap_confirmations(db_url: str, count: int, stop: threading.Event) -> None:

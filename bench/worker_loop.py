@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -47,6 +46,7 @@ from bench.worker import (  # noqa: E402
     create_database,
     drop_database,
     prepare_schema,
+    queued_row,
     start_provider,
 )
 
@@ -55,13 +55,11 @@ BASELINE = 100  # messages of the run whose instruction count is taken away (sta
 
 
 def insert_messages(db_url: str, count: int, senders: int) -> None:
-    now = datetime.now(UTC)
     rows = []
     for i in range(count):
         phone = f"+97798{i % senders:08d}"
         text = ORDER_TEXTS[i % len(ORDER_TEXTS)]
-        rows.append((f"wamid.LOOP{i}", "whatsapp", phone, phone, "text", text, None, "queued", 0, now, now,
-                     0, 0, now, now, now))
+        rows.append(queued_row(f"wamid.LOOP{i}", "whatsapp", phone, "text", text))
     with psycopg.connect(db_url) as conn, conn.cursor() as cur:
         cur.executemany(INSERT, rows)
 
