@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 
 # Upper bounds (ms) of the latency buckets in ``webhook_performance_metrics.histogram``: the
 # histogram is a list of len(LATENCY_BUCKETS_MS) + 1 counts; count i is for requests that took
 # at most LATENCY_BUCKETS_MS[i] (and more than the bound before it); the last count is for
-# requests slower than the last bound. Use ``latency_bucket(ms)`` to find the index.
+# requests slower than the last bound (``ops.rollup.bucket_of`` assigns them in SQL).
 LATENCY_BUCKETS_MS: tuple[float, ...] = (10, 25, 50, 100, 250, 500, 1000, 1500, 2500, 5000, 10000)
-
-
-def latency_bucket(ms: float) -> int:
-    """Index of the histogram bucket a request that took ``ms`` milliseconds belongs to."""
-    return bisect.bisect_left(LATENCY_BUCKETS_MS, ms)
 
 
 def histogram_percentile(counts: Sequence[int], q: float, max_ms: float,

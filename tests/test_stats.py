@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from khaacho import histograms, stats
+from khaacho import stats
 from khaacho.extensions import db
 from khaacho.models import (
     MetricSnapshot,
@@ -96,8 +96,19 @@ def test_histogram_percentiles_interpolate_inside_buckets():
     assert stats.histogram_percentile(counts, 0.99, 480.0) == 450.0
     assert stats.histogram_percentile(counts, 0.999, 460.0) == 460.0  # never above the slowest request
     assert stats.histogram_percentile(_histogram(), 0.95, 0.0) is None
-    assert histograms.latency_bucket(10) == 0 and histograms.latency_bucket(10.01) == 1
-    assert histograms.latency_bucket(60_000) == len(stats.LATENCY_BUCKETS_MS)
+
+
+def test_a_request_lands_in_the_bucket_whose_bound_it_does_not_exceed(any_app):
+    at = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with any_app.app_context():
+        db.session.add_all([
+            WebhookSignatureLog(webhook_source="twilio", endpoint=TWILIO, is_valid=True, request_count=1,
+                                response_ms=ms, created_at=at, last_seen_at=at)
+            for ms in (10.0, 10.01, 60_000.0)])
+        db.session.commit()
+        timings = rollup.audit_timings("hour", 0)[(at, TWILIO, "twilio")]
+    assert timings["histogram"] == [1, 1] + [0] * (len(stats.LATENCY_BUCKETS_MS) - 2) + [1]
+    assert timings["max_ms"] == 60_000.0
 
 
 def test_stats_from_seeded_rows(any_app):

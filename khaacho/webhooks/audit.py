@@ -63,12 +63,6 @@ def valid_params(source: str, endpoint: str, client_ip: str | None, reason: str 
             "audit_response_ms": None if response_ms is None else round(response_ms, 3)}
 
 
-def insert_valid(conn: Connection, source: str, endpoint: str, client_ip: str | None,
-                 reason: str | None) -> None:
-    """Write the audit row of one accepted request that carried nothing to store."""
-    conn.execute(valid_insert(), {**valid_params(source, endpoint, client_ip, reason), "now": utcnow()})
-
-
 def reject(source: str, endpoint: str, client_ip: str | None, reason: str) -> bool:
     """Audit one rejected request; False when this IP is over its allowance (answer 429)."""
     ip = (client_ip or "")[:64] or None
